@@ -1,0 +1,63 @@
+import { PoolConnection } from './pool-connection';
+import type { ResolvedPoolOptions } from './pool-options';
+import { describeTarget, redactSecret } from './redact';
+
+/** Spread `maxLifetimeMs` by up to this fraction, so connections opened together expire apart. */
+const LIFETIME_JITTER = 0.05;
+
+/**
+ * Opens one server connection with the pool's settings: the `AddConnection` task's work.
+ * Resolves with a connection that has run `configure`; rejects with an error whose
+ * message names the target and the server's reason, and never the password.
+ */
+export async function openConnection(
+  options: ResolvedPoolOptions,
+  onLost: (connection: PoolConnection, error: Error) => void,
+): Promise<PoolConnection> {
+  const client = new options.Client(options.clientConfig);
+  const startedAt = Date.now();
+  const lifetime = options.maxLifetimeMs * (1 - Math.random() * LIFETIME_JITTER);
+  const connection = new PoolConnection(client, startedAt, startedAt + lifetime);
+  // Listen before connecting: a pg client that emits 'error' with no listener takes
+  // the whole process down, and a restarting server can do that at any moment.
+  const lost = (error: Error): void => {
+    if (connection.lostWith) return;
+    connection.lostWith = error;
+    onLost(connection, error);
+  };
+  client.on('error', lost);
+  client.on('end', () => lost(new Error('connection ended by the server')));
+  try {
+    await client.connect();
+    if (options.configure) await options.configure(client);
+  } catch (error) {
+    client.removeAllListeners('end');
+    connection.lostWith = toError(error);
+    await client.end().catch(() => undefined);
+    throw new ConnectError(options, error);
+  }
+  return connection;
+}
+
+/** A failed connection attempt, with the server's reason in a password-free message. */
+export class ConnectError extends Error {
+  constructor(options: ResolvedPoolOptions, cause: unknown) {
+    const reason = redactSecret(toError(cause).message, passwordOf(options));
+    super(`cannot connect to ${describeTarget(options.clientConfig)}: ${reason}`);
+    this.name = 'ConnectError';
+    const code = (cause as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') this.code = code;
+  }
+
+  /** The server's SQLSTATE (`28P01` bad password, `3D000` unknown database) or Node's (`ECONNREFUSED`). */
+  code: string | undefined;
+}
+
+export function passwordOf(options: ResolvedPoolOptions): string | undefined {
+  const password = options.clientConfig.password;
+  return typeof password === 'string' ? password : undefined;
+}
+
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,34 @@
+/**
+ * The pool's error hierarchy. Every error carries the pool's `name` (the database id)
+ * in `poolName` and in its message, so a log line says which database is in trouble.
+ * None of them ever holds a password: connection targets go through
+ * `describeTarget()`, which only knows host, port and database.
+ */
+export class PoolError extends Error {
+  /** The name of the pool (its database id) that raised this error. */
+  readonly poolName: string;
+
+  constructor(poolName: string, message: string, options?: { cause?: unknown }) {
+    super(`pool '${poolName}': ${message}`, options);
+    this.name = new.target.name;
+    this.poolName = poolName;
+  }
+}
+
+/** No connection became available within the request's timeout. */
+export class PoolTimeoutError extends PoolError {}
+
+/** More requests are already waiting than `maxWaiting` allows. */
+export class TooManyRequestsError extends PoolError {}
+
+/** The pool is closing or closed and hands out no more connections. */
+export class PoolClosedError extends PoolError {}
+
+/** `open({ wait: true })` could not reach `min` connections; the message holds the server's reason. */
+export class PoolOpenError extends PoolError {}
+
+/** The options given to the pool are invalid; the message says which one and how to fix it. */
+export class PoolConfigError extends PoolError {}
+
+/** The pool was used wrongly: a client released twice, a client from another pool, a bad argument. */
+export class PoolUsageError extends PoolError {}

@@ -1,0 +1,241 @@
+import { ConnectError, openConnection, toError } from './connection-opener';
+import type { PoolConnection, RemoveReason } from './pool-connection';
+import type { ResolvedPoolOptions } from './pool-options';
+
+/**
+ * What the maintainer may see and do of its pool. The pool hands it this narrow view
+ * (closures over its private state) rather than itself, so the background work reads as
+ * a list of tasks and cannot reach into acquire/release.
+ */
+export interface MaintainedPool {
+  readonly options: ResolvedPoolOptions;
+  isOpen(): boolean;
+  /** How many connections to keep open: `min`, or 1 while `open({ wait: true })` waits on a `min: 0` pool. */
+  floor(): number;
+  /** Connections open now (idle, checking, in use, returning); not those being opened. */
+  openCount(): number;
+  idleCount(): number;
+  waitingCount(): number;
+  /** Idle connections, the longest idle first. */
+  idleConnections(): Iterable<PoolConnection>;
+  /** Takes an idle connection out of the deque for a check; false if it is no longer idle. */
+  takeIdle(connection: PoolConnection): boolean;
+  /** A new or checked connection: to the oldest waiter, else to the idle deque. */
+  adopt(connection: PoolConnection): void;
+  /** Closes a connection and forgets it. */
+  discard(connection: PoolConnection, reason: RemoveReason): void;
+  /** A connection is dead: closes it and counts it lost. */
+  discardLost(connection: PoolConnection, reason: RemoveReason): void;
+  connectSucceeded(connection: PoolConnection, elapsedMs: number): void;
+  connectFailed(error: ConnectError, elapsedMs: number): void;
+  onLost(connection: PoolConnection, error: Error): void;
+}
+
+/** What the last maintenance run did: for debug logs and the Nest maintenance service. */
+export interface MaintenanceRun {
+  at: Date;
+  expired: number;
+  shrunk: number;
+  keepaliveChecked: number;
+  keepaliveFailed: number;
+  opening: number;
+}
+
+const MIN_TICK_MS = 10;
+const MAX_TICK_MS = 1_000;
+const BACKOFF_JITTER = 0.1;
+
+/**
+ * The pool's background worker, after psycopg_pool's: it opens connections (to `min`,
+ * and one per waiting request up to `max`), retries failed connects with exponential
+ * backoff, and on each tick expires old connections, shrinks idle ones above `min`
+ * and runs keepalive checks. Acquire and release never open or close a connection
+ * themselves; they ask the maintainer with `fill()`.
+ */
+export class Maintainer {
+  private connecting = 0;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  /** Backoff state: set while connection attempts keep failing. */
+  private failingSince: number | undefined;
+  private nextDelayMs: number;
+  private reconnectFailedReported = false;
+  private lastShrinkAt = 0;
+  private lastKeepaliveAt = 0;
+  private lastError: ConnectError | undefined;
+  private lastRunSummary: MaintenanceRun | undefined;
+
+  constructor(private readonly pool: MaintainedPool) {
+    this.nextDelayMs = pool.options.reconnectDelayMs;
+  }
+
+  /** Connections being opened now. */
+  get pending(): number {
+    return this.connecting;
+  }
+
+  /** The error of the last failed connection attempt, while attempts are failing. */
+  get failure(): ConnectError | undefined {
+    return this.failingSince === undefined ? undefined : this.lastError;
+  }
+
+  get lastRun(): MaintenanceRun | undefined {
+    return this.lastRunSummary;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.lastShrinkAt = this.lastKeepaliveAt = Date.now();
+    this.scheduleTick();
+    this.fill();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.tickTimer);
+    clearTimeout(this.retryTimer);
+    this.tickTimer = this.retryTimer = undefined;
+  }
+
+  /**
+   * Opens what the pool lacks: up to `min`, plus one connection per waiting request
+   * not already covered by one being opened, never past `max`. While connecting is
+   * failing it does nothing: the backoff timer calls it again.
+   */
+  fill(): void {
+    if (!this.running || !this.pool.isOpen() || this.retryTimer) return;
+    const { max } = this.pool.options;
+    const size = this.pool.openCount() + this.connecting;
+    let wanted = Math.max(0, this.pool.floor() - size);
+    const uncovered = this.pool.waitingCount() - this.pool.idleCount() - this.connecting;
+    if (uncovered > wanted) wanted = uncovered;
+    wanted = Math.min(wanted, max - size);
+    // While failing, one attempt at a time: a down server gets one probe, not `max`.
+    if (this.failingSince !== undefined) wanted = Math.min(wanted, 1 - this.connecting);
+    for (let i = 0; i < wanted; i++) void this.addConnection();
+  }
+
+  /** The `AddConnection` task. */
+  private async addConnection(): Promise<void> {
+    this.connecting++;
+    const startedAt = Date.now();
+    let connection: PoolConnection;
+    try {
+      connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error));
+    } catch (error) {
+      this.connecting--;
+      const failure = error instanceof ConnectError ? error : new ConnectError(this.pool.options, toError(error));
+      this.pool.connectFailed(failure, Date.now() - startedAt);
+      this.scheduleRetry(failure);
+      return;
+    }
+    this.connecting--;
+    this.failingSince = undefined;
+    this.nextDelayMs = this.pool.options.reconnectDelayMs;
+    this.reconnectFailedReported = false;
+    this.pool.connectSucceeded(connection, Date.now() - startedAt);
+    if (!this.pool.isOpen()) {
+      this.pool.discard(connection, 'closed');
+      return;
+    }
+    this.pool.adopt(connection);
+    this.fill();
+  }
+
+  /** Exponential backoff: 1 s, 2 s, 4 s… ±10%, capped; `onReconnectFailed` once past `reconnectTimeoutMs`. */
+  private scheduleRetry(error: ConnectError): void {
+    const now = Date.now();
+    const { options } = this.pool;
+    this.lastError = error;
+    if (this.failingSince === undefined) this.failingSince = now;
+    if (!this.running || !this.pool.isOpen() || this.retryTimer) return;
+    const failingForMs = now - this.failingSince;
+    if (failingForMs >= options.reconnectTimeoutMs && !this.reconnectFailedReported) {
+      this.reconnectFailedReported = true;
+      const info = { name: options.name, lastError: error, failingForMs };
+      if (options.onReconnectFailed) options.onReconnectFailed(info);
+      else options.logger.error(`pool '${options.name}': reconnecting has failed for ${failingForMs} ms; still trying. Last error: ${error.message}`);
+    }
+    const delay = Math.round(this.nextDelayMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER));
+    this.nextDelayMs = Math.min(this.nextDelayMs * 2, options.reconnectMaxDelayMs);
+    options.logger.warn(`pool '${options.name}': ${error.message}; retrying in ${delay} ms`);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.fill();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private scheduleTick(): void {
+    const { maxIdleMs, maxLifetimeMs, keepaliveIntervalMs } = this.pool.options;
+    const candidates = [MAX_TICK_MS, maxIdleMs, maxLifetimeMs * 0.05];
+    if (keepaliveIntervalMs > 0) candidates.push(keepaliveIntervalMs);
+    const tickMs = Math.max(MIN_TICK_MS, Math.min(...candidates));
+    this.tickTimer = setInterval(() => void this.runOnce(), tickMs);
+    this.tickTimer.unref();
+  }
+
+  /**
+   * One maintenance pass over the idle connections: the `ExpireConnections`,
+   * `ShrinkPool` and `CheckConnections` tasks, then `fill()` to replace what went.
+   */
+  async runOnce(): Promise<MaintenanceRun> {
+    const now = Date.now();
+    const { options } = this.pool;
+    const run: MaintenanceRun = { at: new Date(now), expired: 0, shrunk: 0, keepaliveChecked: 0, keepaliveFailed: 0, opening: 0 };
+    if (!this.pool.isOpen()) return run;
+
+    for (const connection of [...this.pool.idleConnections()]) {
+      if (connection.expiresAt <= now && this.pool.takeIdle(connection)) {
+        this.pool.discard(connection, 'lifetime');
+        run.expired++;
+      }
+    }
+
+    // One connection per maxIdleMs period, as psycopg's ShrinkPool: a quiet spell
+    // brings the pool down gently, and a new burst finds most connections still there.
+    if (now - this.lastShrinkAt >= options.maxIdleMs) {
+      this.lastShrinkAt = now;
+      if (this.pool.openCount() > options.min) {
+        const oldest = this.pool.idleConnections()[Symbol.iterator]().next();
+        if (!oldest.done && now - oldest.value.idleSince >= options.maxIdleMs && this.pool.takeIdle(oldest.value)) {
+          this.pool.discard(oldest.value, 'idle');
+          run.shrunk++;
+        }
+      }
+    }
+
+    if (options.keepaliveIntervalMs > 0 && now - this.lastKeepaliveAt >= options.keepaliveIntervalMs) {
+      this.lastKeepaliveAt = now;
+      const check = options.checkOnAcquire ?? ((client) => client.query('SELECT 1'));
+      const taken = [...this.pool.idleConnections()].filter((c) => this.pool.takeIdle(c));
+      run.keepaliveChecked = taken.length;
+      await Promise.all(taken.map(async (connection) => {
+        try {
+          await check(connection.client);
+        } catch {
+          run.keepaliveFailed++;
+          this.pool.discardLost(connection, 'keepalive');
+          return;
+        }
+        if (connection.isLost) {
+          run.keepaliveFailed++;
+          this.pool.discardLost(connection, 'keepalive');
+        } else {
+          this.pool.adopt(connection);
+        }
+      }));
+    }
+
+    this.fill();
+    run.opening = this.connecting;
+    this.lastRunSummary = run;
+    if (run.expired + run.shrunk + run.keepaliveFailed > 0) {
+      options.logger.debug?.(`pool '${options.name}': maintenance expired ${run.expired}, shrank ${run.shrunk}, ` +
+        `keepalive ${run.keepaliveChecked} checked / ${run.keepaliveFailed} failed, opening ${run.opening}`);
+    }
+    return run;
+  }
+}

@@ -1,0 +1,540 @@
+import { EventEmitter } from 'node:events';
+import type { Client, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import { ConnectError, passwordOf, toError } from './connection-opener';
+import { Deque } from './deque';
+import {
+  PoolClosedError,
+  PoolConfigError,
+  PoolOpenError,
+  PoolTimeoutError,
+  PoolUsageError,
+  TooManyRequestsError,
+} from './errors';
+import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer';
+import { PoolConnection, type RemoveReason } from './pool-connection';
+import { resolvePoolOptions, selectOneCheck, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options';
+import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats';
+import type { PooledClient } from './pooled-client';
+import { describeTarget, redactSecret } from './redact';
+import { beginStatement, type TransactionOptions } from './transaction-options';
+import { Waiter, WaitingQueue } from './waiting-queue';
+
+/** `new` until opened; `closing` while `close()` waits for checked-out clients. */
+export type PoolState = 'new' | 'open' | 'closing' | 'closed';
+
+export interface OpenOptions {
+  /** Wait until `min` connections are open (at least one), or throw `PoolOpenError`. Default false. */
+  wait?: boolean;
+  /** How long `wait` may take. Default: `acquireTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface AcquireOptions {
+  /** Overrides `acquireTimeoutMs` for this request. */
+  timeoutMs?: number;
+}
+
+export interface CloseOptions {
+  /** How long to wait for checked-out clients before closing them anyway. Default 5000. */
+  timeoutMs?: number;
+}
+
+/** The pool's events, with their arguments. */
+export interface PgPoolEvents {
+  /** A new connection is open and configured. */
+  connect: [client: Client];
+  /** A client was handed out. */
+  acquire: [client: PooledClient];
+  /** A client was released; the error is the one given to `release(err)`, if any. */
+  release: [error: Error | undefined, client: PooledClient];
+  /** A connection left the pool, and why. */
+  remove: [client: Client, reason: RemoveReason];
+  /** An idle connection failed (server restart, terminated backend). Never crashes the process. */
+  error: [error: Error, client: Client];
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * A PostgreSQL connection pool after the psycopg 3 design: requests wait in a FIFO
+ * queue instead of failing, connections are checked on return, a background
+ * maintainer keeps the pool at size, and stats say what happened.
+ *
+ * It is a drop-in for `pg.Pool` where `query`, `connect`, `end` and `on('error')`
+ * are what is used (Kysely, drizzle).
+ */
+export class PgPool extends EventEmitter<PgPoolEvents> {
+  private readonly settings: ResolvedPoolOptions;
+  private poolState: PoolState = 'new';
+  private readonly idle = new Deque<PoolConnection>();
+  private readonly waiting = new WaitingQueue<PoolConnection>();
+  /** Every open connection, whatever its state: for close(), stats and resize. */
+  private readonly connections = new Set<PoolConnection>();
+  private readonly maintainer: Maintainer;
+  private counters: PoolCounters = zeroCounters();
+  private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  private emptied: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: PgPoolOptions) {
+    super();
+    this.settings = resolvePoolOptions(options);
+    this.maintainer = new Maintainer(this.maintainedView());
+  }
+
+  /** The pool's database id. */
+  get name(): string {
+    return this.settings.name;
+  }
+
+  get state(): PoolState {
+    return this.poolState;
+  }
+
+  /** The options in force, after defaults. */
+  get options(): Readonly<ResolvedPoolOptions> {
+    return this.settings;
+  }
+
+  /** Where the pool connects, as `host:port/database` (no credentials). */
+  get target(): string {
+    return describeTarget(this.settings.clientConfig);
+  }
+
+  // pg.Pool-compatible counters, for code written against pg.Pool.
+  get totalCount(): number {
+    return this.connections.size;
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Clients checked out now (or released and still being rolled back / reset). */
+  get checkedOutCount(): number {
+    let count = 0;
+    for (const connection of this.connections) {
+      if (connection.state === 'in-use' || connection.state === 'returning') count++;
+    }
+    return count;
+  }
+
+  get ending(): boolean {
+    return this.poolState === 'closing' || this.poolState === 'closed';
+  }
+
+  get ended(): boolean {
+    return this.poolState === 'closed';
+  }
+
+  /**
+   * Starts the pool: the maintainer opens `min` connections in the background.
+   * With `wait: true`, resolves once they are open, or fails fast with a `PoolOpenError`
+   * carrying the server's reason (bad password, unknown database, refused) and leaves
+   * the pool closed, so an app does not start against a wrong URL.
+   */
+  async open(options: OpenOptions = {}): Promise<void> {
+    if (this.poolState === 'closing' || this.poolState === 'closed') {
+      throw new PoolClosedError(this.name, 'cannot open a pool that was closed; create a new PgPool');
+    }
+    if (this.poolState === 'new') {
+      this.poolState = 'open';
+      this.maintainer.start();
+    }
+    if (!options.wait) return;
+    const timeoutMs = options.timeoutMs ?? this.settings.acquireTimeoutMs;
+    try {
+      await this.waitUntilReady(timeoutMs);
+    } catch (error) {
+      await this.close({ timeoutMs: 0 });
+      throw error;
+    }
+  }
+
+  private waitUntilReady(timeoutMs: number): Promise<void> {
+    const target = Math.max(this.settings.min, 1);
+    if (this.connections.size >= target) return Promise.resolve();
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.openWaiters = this.openWaiters.filter((w) => w !== entry);
+        reject(new PoolOpenError(this.name, `could not open ${target} connection(s) to ${this.target} within ${timeoutMs} ms` +
+          (this.maintainer.failure ? `: ${this.maintainer.failure.message}` : '')));
+      }, timeoutMs);
+      const entry = {
+        resolve: () => { clearTimeout(timer); resolve(); },
+        reject: (error: Error) => { clearTimeout(timer); reject(error); },
+      };
+      this.openWaiters.push(entry);
+    });
+    // With min = 0 the maintainer opens one connection for an open() that waits (see
+    // `floor`): `wait` would prove nothing otherwise.
+    this.maintainer.fill();
+    return ready;
+  }
+
+  /**
+   * Hands out a connection: an idle one at once if no one is waiting, else waits in
+   * FIFO order until one is returned or opened, up to `timeoutMs`.
+   * A pool that was never opened opens itself first, as `pg.Pool` does.
+   */
+  async acquire(options: AcquireOptions = {}): Promise<PooledClient> {
+    const timeoutMs = options.timeoutMs ?? this.settings.acquireTimeoutMs;
+    if (this.poolState === 'new') void this.open();
+    if (this.poolState !== 'open') {
+      this.counters.requestsErrors++;
+      throw new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`);
+    }
+    this.counters.requestsNum++;
+    while (this.waiting.length === 0 && this.idle.length > 0) {
+      const connection = (this.settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
+      if (this.settings.checkOnAcquire && !(await this.passesCheck(connection))) continue;
+      return this.checkOut(connection);
+    }
+    return this.checkOut(await this.waitForConnection(timeoutMs));
+  }
+
+  /** `pg.Pool`-compatible alias of `acquire()`. */
+  connect(): Promise<PooledClient> {
+    return this.acquire();
+  }
+
+  /** `acquire()` for `await using client = await pool.connection()`. */
+  connection(options?: AcquireOptions): Promise<PooledClient> {
+    return this.acquire(options);
+  }
+
+  private waitForConnection(timeoutMs: number): Promise<PoolConnection> {
+    const { maxWaiting } = this.settings;
+    if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
+      this.counters.requestsErrors++;
+      return Promise.reject(new TooManyRequestsError(this.name,
+        `${this.waiting.length} requests are already waiting for a connection (maxWaiting ${maxWaiting}); ` +
+        'the database is saturated: lower the load or raise max / maxWaiting'));
+    }
+    this.counters.requestsQueued++;
+    return new Promise<PoolConnection>((resolve, reject) => {
+      const waiter = new Waiter<PoolConnection>(Date.now(), resolve, reject);
+      this.waiting.push(waiter);
+      waiter.timer = setTimeout(() => this.timeOut(waiter, timeoutMs), timeoutMs);
+      this.maintainer.fill();
+    });
+  }
+
+  private timeOut(waiter: Waiter<PoolConnection>, timeoutMs: number): void {
+    if (!this.waiting.remove(waiter)) return;
+    this.counters.requestsTimeouts++;
+    this.counters.requestsErrors++;
+    this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
+    const failure = this.maintainer.failure;
+    waiter.reject(new PoolTimeoutError(this.name,
+      `no connection available within ${timeoutMs} ms (${this.connections.size}/${this.settings.max} in use or opening, ` +
+      `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.message}` : '')));
+  }
+
+  /** Runs the acquire-time check on a connection taken from the deque; false if it was dropped. */
+  private async passesCheck(connection: PoolConnection): Promise<boolean> {
+    connection.state = 'checking';
+    try {
+      if (connection.isLost) throw connection.lostWith;
+      await (this.settings.checkOnAcquire ?? selectOneCheck)(connection.client);
+      if (connection.isLost) throw connection.lostWith;
+      return true;
+    } catch {
+      this.discardLost(connection, 'broken');
+      return false;
+    }
+  }
+
+  private checkOut(connection: PoolConnection): PooledClient {
+    connection.state = 'in-use';
+    connection.checkedOutAt = Date.now();
+    const checkout = ++connection.checkouts;
+    const client = connection.client as PooledClient;
+    let returned: Promise<void> | undefined;
+    client.release = (destroy?: Error | boolean) => {
+      if (returned || connection.checkouts !== checkout) {
+        throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
+          'release each client exactly once (withConnection() does it for you)');
+      }
+      returned = this.release(connection, destroy);
+    };
+    client[Symbol.asyncDispose] = () => {
+      if (!returned && connection.checkouts === checkout) returned = this.release(connection, false);
+      return returned ?? Promise.resolve();
+    };
+    this.emit('acquire', client);
+    return client;
+  }
+
+  /**
+   * The `ReturnConnection` task: a released connection is inspected before anyone else
+   * gets it. Broken: closed (the maintainer replaces it). Left inside a transaction:
+   * `ROLLBACK`, counted in `returnsBad`. Then the `reset` hook. Resolves once it is back.
+   */
+  private async release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
+    // Closed by close() after its timeout while still checked out: nothing to return.
+    if (connection.state === 'closed') return;
+    const wasCheckedOut = connection.state === 'in-use';
+    connection.state = 'returning';
+    if (wasCheckedOut) {
+      this.counters.usageMs += Date.now() - connection.checkedOutAt;
+      this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
+    }
+    if (destroy) return this.discard(connection, 'released-with-error');
+    if (connection.isLost) {
+      this.counters.returnsBad++;
+      return this.discardLost(connection, 'broken');
+    }
+    const status = connection.client.getTransactionStatus();
+    if (status === 'T' || status === 'E' || this.settings.reset) {
+      try {
+        if (status === 'T' || status === 'E') {
+          this.counters.returnsBad++;
+          await connection.client.query('ROLLBACK');
+        }
+        if (this.settings.reset) await this.settings.reset(connection.client);
+      } catch (error) {
+        this.settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
+          redactSecret(toError(error).message, passwordOf(this.settings)));
+        return this.discard(connection, 'reset-failed');
+      }
+      if (connection.isLost) return this.discardLost(connection, 'broken');
+    }
+    if (connection.expiresAt <= Date.now()) return this.discard(connection, 'lifetime');
+    this.adopt(connection);
+  }
+
+  /** A ready connection goes to the oldest waiter, else to the idle deque. */
+  private adopt(connection: PoolConnection): void {
+    if (this.poolState !== 'open') return this.discard(connection, 'closed');
+    if (this.connections.size > this.settings.max) return this.discard(connection, 'resize');
+    const waiter = this.waiting.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
+      connection.state = 'in-use';
+      waiter.resolve(connection);
+      return;
+    }
+    connection.state = 'idle';
+    connection.idleSince = Date.now();
+    this.idle.pushBack(connection);
+  }
+
+  /** Closes a connection and forgets it; the maintainer replaces it if the pool needs one. */
+  private discard(connection: PoolConnection, reason: RemoveReason): void {
+    if (connection.state === 'closed') return;
+    if (connection.state === 'idle') this.idle.remove(connection);
+    connection.state = 'closed';
+    this.connections.delete(connection);
+    connection.client.end().catch(() => undefined);
+    this.emit('remove', connection.client, reason);
+    this.notifyIfEmpty();
+    this.maintainer.fill();
+  }
+
+  /** close() waits for this: every connection closed and none being opened. */
+  private notifyIfEmpty(): void {
+    if (this.emptied && this.connections.size === 0 && this.maintainer.pending === 0) this.emptied();
+  }
+
+  private discardLost(connection: PoolConnection, reason: RemoveReason): void {
+    if (connection.state === 'closed') return;
+    this.counters.connectionsLost++;
+    this.discard(connection, reason);
+  }
+
+  /** An error on a connection. Idle: removed now. Checked out: removed when released. */
+  private onLost(connection: PoolConnection, error: Error): void {
+    if (connection.state !== 'idle') return;
+    const message = redactSecret(error.message, passwordOf(this.settings));
+    this.settings.logger.warn(`pool '${this.name}': an idle connection was lost (${message}); replacing it`);
+    this.discardLost(connection, 'broken');
+    // pg.Pool re-emits this and crashes the process when nobody listens; we only
+    // re-emit to listeners, since the pool has already handled it.
+    if (this.listenerCount('error') > 0) this.emit('error', error, connection.client);
+  }
+
+  /** Runs `fn` with a connection and releases it however `fn` ends. */
+  async withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+    const client = await this.acquire(options);
+    try {
+      return await fn(client);
+    } finally {
+      await client[Symbol.asyncDispose]();
+    }
+  }
+
+  /**
+   * Runs `fn` inside `BEGIN … COMMIT`, or `ROLLBACK` if it throws. If PostgreSQL turns the
+   * COMMIT into a rollback (a statement failed and `fn` swallowed the error), this rejects.
+   */
+  async withTransaction<T>(fn: (client: PooledClient) => Promise<T> | T, options: TransactionOptions & AcquireOptions = {}): Promise<T> {
+    const begin = beginStatement(this.name, options);
+    return this.withConnection(async (client) => {
+      await client.query(begin);
+      let result: T;
+      try {
+        result = await fn(client);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+      const commit = await client.query('COMMIT');
+      if (commit.command === 'ROLLBACK') {
+        throw new PoolUsageError(this.name, 'the transaction was rolled back at COMMIT because a statement in it failed');
+      }
+      return result;
+    }, options);
+  }
+
+  /** Acquires, runs one query, releases: `pg.Pool.query`-compatible. */
+  query<R extends QueryResultRow = QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>> {
+    return this.withConnection((client) => client.query<R>(text as string, values));
+  }
+
+  /** A snapshot of the pool's gauges and counters (psycopg_pool's names). */
+  getStats(): PoolStats {
+    return {
+      poolMin: this.settings.min,
+      poolMax: this.settings.max,
+      poolSize: this.connections.size + this.maintainer.pending,
+      poolAvailable: this.idle.length,
+      requestsWaiting: this.waiting.length,
+      ...this.counters,
+    };
+  }
+
+  /** Returns the stats and zeroes the counters (psycopg_pool's `pop_stats()`). */
+  resetStats(): PoolStats {
+    const stats = this.getStats();
+    this.counters = zeroCounters();
+    return stats;
+  }
+
+  /** The last maintenance run's summary, if one has run. */
+  get lastMaintenance(): MaintenanceRun | undefined {
+    return this.maintainer.lastRun;
+  }
+
+  /** Runs a maintenance pass now (expire, shrink, keepalive, top up). */
+  runMaintenance(): Promise<MaintenanceRun> {
+    return this.maintainer.runOnce();
+  }
+
+  /** Changes the pool's size: opens connections up to the new `min`, closes idle ones above the new `max`. */
+  async resize(min: number, max: number = Math.max(min, 1)): Promise<void> {
+    for (const [key, value, lowest] of [['min', min, 0], ['max', max, 1]] as const) {
+      if (!Number.isInteger(value) || value < lowest) {
+        throw new PoolConfigError(this.name, `resize: \`${key}\` must be an integer >= ${lowest}, not ${String(value)}`);
+      }
+    }
+    if (min > max) throw new PoolConfigError(this.name, `resize: \`min\` (${min}) must not exceed \`max\` (${max})`);
+    this.settings.min = min;
+    this.settings.max = max;
+    while (this.connections.size > max && this.idle.length > 0) {
+      this.discard(this.idle.popFront() as PoolConnection, 'resize');
+    }
+    this.maintainer.fill();
+  }
+
+  /** Checks every idle connection now and drops those that fail; the maintainer replaces them. */
+  async check(): Promise<void> {
+    const taken = this.idle.drain();
+    await Promise.all(taken.map(async (connection) => {
+      if (await this.passesCheck(connection)) this.adopt(connection);
+    }));
+  }
+
+  /**
+   * Stops handing out connections, fails the waiters with `PoolClosedError`, waits up to
+   * `timeoutMs` for checked-out clients to come back, then closes every connection.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.poolState === 'closed') return Promise.resolve();
+    this.closing ??= this.shutDown(options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    return this.closing;
+  }
+
+  /** `pg.Pool`-compatible alias of `close()`. */
+  end(): Promise<void> {
+    return this.close();
+  }
+
+  private async shutDown(timeoutMs: number): Promise<void> {
+    this.poolState = 'closing';
+    this.maintainer.stop();
+    const closed = new PoolClosedError(this.name, 'the pool was closed while this request waited');
+    for (const waiter of this.waiting.drain()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(closed);
+    }
+    for (const waiter of this.openWaiters.splice(0)) waiter.reject(closed);
+    for (const connection of this.idle.drain()) {
+      connection.state = 'checking';
+      this.discard(connection, 'closed');
+    }
+    if (this.connections.size > 0 || this.maintainer.pending > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.emptied = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+      this.emptied = undefined;
+    }
+    for (const connection of [...this.connections]) {
+      this.settings.logger.warn(`pool '${this.name}': closing a connection still checked out after ${timeoutMs} ms`);
+      this.discard(connection, 'closed');
+    }
+    this.poolState = 'closed';
+  }
+
+  private connectSucceeded(connection: PoolConnection, elapsedMs: number): void {
+    this.counters.connectionsNum++;
+    this.counters.connectionsMs += elapsedMs;
+    this.connections.add(connection);
+    connection.state = 'checking';
+    this.emit('connect', connection.client);
+    if (this.openWaiters.length > 0 && this.connections.size >= Math.max(this.settings.min, 1)) {
+      for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
+    }
+  }
+
+  private connectFailed(error: ConnectError, elapsedMs: number): void {
+    this.counters.connectionsErrors++;
+    this.counters.connectionsMs += elapsedMs;
+    this.notifyIfEmpty();
+    if (this.openWaiters.length > 0) {
+      const failure = new PoolOpenError(this.name, error.message, { cause: error });
+      for (const waiter of this.openWaiters.splice(0)) waiter.reject(failure);
+    }
+  }
+
+  private maintainedView(): MaintainedPool {
+    return {
+      options: this.settings,
+      isOpen: () => this.poolState === 'open',
+      floor: () => (this.openWaiters.length > 0 ? Math.max(this.settings.min, 1) : this.settings.min),
+      openCount: () => this.connections.size,
+      idleCount: () => this.idle.length,
+      waitingCount: () => this.waiting.length,
+      idleConnections: () => this.idle,
+      takeIdle: (connection) => {
+        if (connection.state !== 'idle' || !this.idle.remove(connection)) return false;
+        connection.state = 'checking';
+        return true;
+      },
+      adopt: (connection) => this.adopt(connection),
+      discard: (connection, reason) => this.discard(connection, reason),
+      discardLost: (connection, reason) => this.discardLost(connection, reason),
+      connectSucceeded: (connection, elapsedMs) => this.connectSucceeded(connection, elapsedMs),
+      connectFailed: (error, elapsedMs) => this.connectFailed(error, elapsedMs),
+      onLost: (connection, error) => this.onLost(connection, error),
+    };
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Where a pool writes its log lines. Nest's `Logger` fits this shape, and so does
+ * `console`; the Nest module passes a `Logger` named after the pool.
+ */
+export interface PoolLogger {
+  debug?(message: string): void;
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * Without a logger the pool reports warnings and errors on the console (an idle
+ * connection lost, reconnecting failing) and keeps quiet otherwise, as a library should.
+ */
+export const defaultPoolLogger: PoolLogger = {
+  log: () => undefined,
+  warn: (message) => console.warn(`[nestjs-pg-pool] ${message}`),
+  error: (message) => console.error(`[nestjs-pg-pool] ${message}`),
+};

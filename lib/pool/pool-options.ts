@@ -1,0 +1,233 @@
+import { Client, type ClientBase, type ClientConfig } from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import { PoolConfigError } from './errors';
+import { defaultPoolLogger, type PoolLogger } from './pool-logger';
+
+/** Transaction isolation levels, as PostgreSQL spells them. */
+export type IsolationLevel = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
+
+/** A hook run with a pool's client: a `configure`, `reset` or custom check. */
+export type ClientHook = (client: ClientBase) => Promise<unknown> | unknown;
+
+/** The class the pool instantiates for each connection; `pg.Client` unless told otherwise. */
+export type ClientConstructor = new (config: ClientConfig) => Client;
+
+/** What a pool's `onReconnectFailed` hook receives. */
+export interface ReconnectFailedInfo {
+  /** The pool's name. */
+  name: string;
+  /** The last error from the server or the network; its message is redacted. */
+  lastError: Error | undefined;
+  /** How long the pool has been failing to connect, in ms. */
+  failingForMs: number;
+}
+
+export interface PgPoolOptions {
+  /** The database id: in logs, errors and stats. Default `'default'`. */
+  name?: string;
+  /** A `postgresql://` URL, parsed with `pg-connection-string`. */
+  connectionString?: string;
+  /** A `pg.ClientConfig`; its fields override those parsed from `connectionString`. */
+  connection?: ClientConfig;
+  /** Connections kept open. Default 4. */
+  min?: number;
+  /** Hard cap on connections. Default `min`. */
+  max?: number;
+  /** How long `acquire()` waits before a `PoolTimeoutError`. Default 30000. */
+  acquireTimeoutMs?: number;
+  /** More waiting requests than this get a `TooManyRequestsError` at once; 0 = unbounded. */
+  maxWaiting?: number;
+  /** A connection older than this (minus up to 5% jitter) is replaced when idle. Default 1 h. */
+  maxLifetimeMs?: number;
+  /** Above `min`, a connection idle this long is closed. Default 10 min. */
+  maxIdleMs?: number;
+  /** After this long failing to connect, `onReconnectFailed` runs. Default 5 min. */
+  reconnectTimeoutMs?: number;
+  /** Runs once reconnecting has failed for `reconnectTimeoutMs`; default: logs an error. */
+  onReconnectFailed?: (info: ReconnectFailedInfo) => void;
+  /** First delay between failed connection attempts; doubles each time (±10% jitter). Default 1000. */
+  reconnectDelayMs?: number;
+  /** The longest delay between failed connection attempts. Default 30000. */
+  reconnectMaxDelayMs?: number;
+  /** `true`: run `SELECT 1` on an idle connection before handing it out; or a check of your own. */
+  checkOnAcquire?: boolean | ClientHook;
+  /** Runs on each new connection before first use (SET, types, application_name). */
+  configure?: ClientHook;
+  /** Runs on each returned connection before reuse; a throw discards the connection. */
+  reset?: ClientHook;
+  /** `'fifo'` spreads use evenly over connections; `'lifo'` reuses the most recent. Default `'fifo'`. */
+  order?: 'fifo' | 'lifo';
+  /** The maintainer checks idle connections this often; 0 = off. Default 0. */
+  keepaliveIntervalMs?: number;
+  /** How long opening one connection may take (TCP, TLS, auth). Default 10000. */
+  connectTimeoutMs?: number;
+  /** Where the pool writes its log lines; default: the console, warnings and errors only. */
+  logger?: PoolLogger;
+  /** The client class to instantiate (pg.Pool's `Client` option). Default `pg.Client`. */
+  Client?: ClientConstructor;
+}
+
+/** Options after defaults and validation: what the engine reads. */
+export interface ResolvedPoolOptions {
+  name: string;
+  clientConfig: ClientConfig;
+  min: number;
+  max: number;
+  acquireTimeoutMs: number;
+  maxWaiting: number;
+  maxLifetimeMs: number;
+  maxIdleMs: number;
+  reconnectTimeoutMs: number;
+  onReconnectFailed: ((info: ReconnectFailedInfo) => void) | undefined;
+  reconnectDelayMs: number;
+  reconnectMaxDelayMs: number;
+  checkOnAcquire: ClientHook | undefined;
+  configure: ClientHook | undefined;
+  reset: ClientHook | undefined;
+  order: 'fifo' | 'lifo';
+  keepaliveIntervalMs: number;
+  connectTimeoutMs: number;
+  logger: PoolLogger;
+  Client: ClientConstructor;
+}
+
+export const POOL_DEFAULTS = {
+  name: 'default',
+  min: 4,
+  acquireTimeoutMs: 30_000,
+  maxWaiting: 0,
+  maxLifetimeMs: 3_600_000,
+  maxIdleMs: 600_000,
+  reconnectTimeoutMs: 300_000,
+  reconnectDelayMs: 1_000,
+  reconnectMaxDelayMs: 30_000,
+  order: 'fifo',
+  keepaliveIntervalMs: 0,
+  connectTimeoutMs: 10_000,
+} as const;
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
+  'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',
+  'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
+  'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
+  'connectTimeoutMs', 'logger', 'Client',
+]);
+
+/** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
+export const selectOneCheck: ClientHook = (client) => client.query('SELECT 1');
+
+/**
+ * Validates options once, at construction (as psycopg_pool does), so a mistake surfaces
+ * when the app starts with a message naming the option, not at the first request.
+ * Unknown options are an error: a typo such as `maxIdle` would otherwise silently keep
+ * the default.
+ */
+export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new PoolConfigError('default', 'options must be an object, e.g. { connectionString }');
+  }
+  const name = options.name ?? POOL_DEFAULTS.name;
+  const fail = (message: string): never => {
+    throw new PoolConfigError(String(name), message);
+  };
+  if (typeof name !== 'string' || name.length === 0) fail('`name` must be a non-empty string');
+
+  const unknown = Object.keys(options).filter((key) => !KNOWN_OPTIONS.has(key));
+  if (unknown.length > 0) {
+    fail(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
+      `known options are: ${[...KNOWN_OPTIONS].join(', ')}`);
+  }
+
+  const clientConfig = buildClientConfig(options, fail);
+
+  const min = options.min ?? POOL_DEFAULTS.min;
+  checkInteger('min', min, 0, fail);
+  const max = options.max ?? Math.max(min, 1);
+  checkInteger('max', max, 1, fail);
+  if (min > max) fail(`\`min\` (${min}) must not exceed \`max\` (${max})`);
+
+  const duration = (key: keyof typeof POOL_DEFAULTS & keyof PgPoolOptions, lowest: number): number => {
+    const value = options[key] ?? POOL_DEFAULTS[key];
+    checkInteger(key, value, lowest, fail);
+    return value as number;
+  };
+
+  const order = options.order ?? POOL_DEFAULTS.order;
+  if (order !== 'fifo' && order !== 'lifo') fail(`\`order\` must be 'fifo' or 'lifo', not ${JSON.stringify(order)}`);
+
+  const hook = (key: 'configure' | 'reset', value: unknown): ClientHook | undefined => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'function') fail(`\`${key}\` must be a function (client) => Promise<void>`);
+    return value as ClientHook;
+  };
+  const check = options.checkOnAcquire;
+  if (check !== undefined && typeof check !== 'boolean' && typeof check !== 'function') {
+    fail('`checkOnAcquire` must be true, false or a function (client) => Promise<void>');
+  }
+  if (options.onReconnectFailed !== undefined && typeof options.onReconnectFailed !== 'function') {
+    fail('`onReconnectFailed` must be a function');
+  }
+
+  const reconnectDelayMs = duration('reconnectDelayMs', 1);
+  const reconnectMaxDelayMs = duration('reconnectMaxDelayMs', 1);
+  if (reconnectMaxDelayMs < reconnectDelayMs) {
+    fail(`\`reconnectMaxDelayMs\` (${reconnectMaxDelayMs}) must not be below \`reconnectDelayMs\` (${reconnectDelayMs})`);
+  }
+  const connectTimeoutMs = duration('connectTimeoutMs', 0);
+
+  return {
+    name,
+    clientConfig: { ...clientConfig, connectionTimeoutMillis: clientConfig.connectionTimeoutMillis ?? connectTimeoutMs },
+    min,
+    max,
+    acquireTimeoutMs: duration('acquireTimeoutMs', 0),
+    maxWaiting: duration('maxWaiting', 0),
+    maxLifetimeMs: duration('maxLifetimeMs', 1),
+    maxIdleMs: duration('maxIdleMs', 1),
+    reconnectTimeoutMs: duration('reconnectTimeoutMs', 0),
+    onReconnectFailed: options.onReconnectFailed,
+    reconnectDelayMs,
+    reconnectMaxDelayMs,
+    checkOnAcquire: check === true ? selectOneCheck : check === false ? undefined : check,
+    configure: hook('configure', options.configure),
+    reset: hook('reset', options.reset),
+    order,
+    keepaliveIntervalMs: duration('keepaliveIntervalMs', 0),
+    connectTimeoutMs,
+    logger: options.logger ?? defaultPoolLogger,
+    Client: options.Client ?? Client,
+  };
+}
+
+function buildClientConfig(options: PgPoolOptions, fail: (message: string) => never): ClientConfig {
+  const { connectionString, connection } = options;
+  if (connectionString === undefined && connection === undefined) {
+    fail('no connection settings: give `connectionString` (postgresql://user:password@host:port/database) or `connection`');
+  }
+  if (connection !== undefined && (connection === null || typeof connection !== 'object')) {
+    fail('`connection` must be a pg.ClientConfig object');
+  }
+  let parsed: ClientConfig = {};
+  if (connectionString !== undefined) {
+    if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString)) {
+      fail('`connectionString` must be a URL starting with postgresql:// or postgres://');
+    }
+    try {
+      parsed = parseIntoClientConfig(connectionString);
+    } catch (error) {
+      // The parser's own message may quote the string, and with it the password.
+      fail(`\`connectionString\` could not be parsed (${error instanceof Error ? error.name : 'error'}); ` +
+        'check that special characters in the password are percent-encoded');
+    }
+    if (typeof parsed.port === 'number' && Number.isNaN(parsed.port)) {
+      fail('`connectionString` has a port that is not a number');
+    }
+  }
+  return { ...parsed, ...connection };
+}
+
+function checkInteger(key: string, value: unknown, lowest: number, fail: (message: string) => never): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < lowest) {
+    fail(`\`${key}\` must be an integer >= ${lowest}, not ${String(value)}`);
+  }
+}

@@ -1,0 +1,53 @@
+import type { ClientConfig } from 'pg';
+
+const MASK = '***';
+
+/**
+ * Returns a connection string with its password replaced by `***`, for logs and errors.
+ *
+ * Written to survive strings that `new URL()` rejects: passwords with a raw `@`, `:`,
+ * `/` or `%`, or non-ASCII characters, which users do paste unencoded. The userinfo is
+ * taken to end at the last `@` before the query string, so an `@` inside the password
+ * does not leak its tail. `password=` parameters (URL query or libpq key/value form)
+ * are masked too.
+ */
+export function redactConnectionString(connectionString: string): string {
+  let text = connectionString;
+  const schemeEnd = text.indexOf('://');
+  if (schemeEnd !== -1) {
+    const authorityStart = schemeEnd + 3;
+    const rest = text.slice(authorityStart);
+    const queryStart = rest.search(/[?#]/);
+    let at = rest.lastIndexOf('@', queryStart === -1 ? rest.length : queryStart);
+    if (at === -1 && queryStart !== -1) at = rest.lastIndexOf('@');
+    if (at !== -1) {
+      const userInfo = rest.slice(0, at);
+      const colon = userInfo.indexOf(':');
+      if (colon !== -1) {
+        text = text.slice(0, authorityStart) + userInfo.slice(0, colon + 1) + MASK + rest.slice(at);
+      }
+    }
+  }
+  return text.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s#]+)/gi, `$1${MASK}`);
+}
+
+/**
+ * Replaces every occurrence of a known secret in a text. The last line of defence:
+ * applied to every message the pool builds from a foreign error, since a driver or
+ * a user's hook could echo a connection string back.
+ */
+export function redactSecret(text: string, secret: string | undefined): string {
+  if (!secret) return text;
+  let out = text.split(secret).join(MASK);
+  const encoded = encodeURIComponent(secret);
+  if (encoded !== secret) out = out.split(encoded).join(MASK);
+  return out;
+}
+
+/** `host:port/database`: how errors and logs name a server, never with credentials. */
+export function describeTarget(config: ClientConfig): string {
+  const host = config.host ?? 'localhost';
+  const port = config.port ?? 5432;
+  const database = config.database ?? config.user ?? '(default database)';
+  return `${host}:${port}/${database}`;
+}
