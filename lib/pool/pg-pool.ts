@@ -74,6 +74,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private emptied: (() => void) | undefined;
+  /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
+  private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
 
   constructor(options: PgPoolOptions) {
@@ -114,11 +116,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.waiting.length;
   }
 
-  /** Clients checked out now (or released and still being rolled back / reset). */
+  /** Clients checked out now and not yet released. O(size): for tests and diagnostics. */
   get checkedOutCount(): number {
     let count = 0;
     for (const connection of this.connections) {
-      if (connection.state === 'in-use' || connection.state === 'returning') count++;
+      if (connection.state === 'in-use') count++;
     }
     return count;
   }
@@ -331,7 +333,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (connection.state === 'idle') this.idle.remove(connection);
     connection.state = 'closed';
     this.connections.delete(connection);
-    connection.client.end().catch(() => undefined);
+    const ending = connection.client.end().catch(() => undefined);
+    this.endings.add(ending);
+    void ending.finally(() => this.endings.delete(ending));
     this.emit('remove', connection.client, reason);
     this.notifyIfEmpty();
     this.maintainer.fill();
@@ -491,6 +495,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.settings.logger.warn(`pool '${this.name}': closing a connection still checked out after ${timeoutMs} ms`);
       this.discard(connection, 'closed');
     }
+    await Promise.all(this.endings);
     this.poolState = 'closed';
   }
 

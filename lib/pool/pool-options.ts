@@ -216,11 +216,9 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
       parsed = parseIntoClientConfig(connectionString);
     } catch (error) {
       // The parser's own message may quote the string, and with it the password.
-      fail(`\`connectionString\` could not be parsed (${error instanceof Error ? error.name : 'error'}); ` +
-        'check that special characters in the password are percent-encoded');
-    }
-    if (typeof parsed.port === 'number' && Number.isNaN(parsed.port)) {
-      fail('`connectionString` has a port that is not a number');
+      const kind = (error as { name?: unknown } | null)?.name;
+      fail(`\`connectionString\` could not be parsed (${typeof kind === 'string' ? kind : 'invalid URL'}); ` +
+        'expected postgresql://user:password@host:port/database, with special characters in the password percent-encoded');
     }
   }
   return { ...parsed, ...connection };

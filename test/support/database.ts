@@ -78,12 +78,13 @@ export async function backendCount(applicationName: string, state?: string): Pro
 
 /** Terminates every backend of this application_name, as a DBA or a failover would. */
 export async function terminateBackends(applicationName: string, state?: string): Promise<number> {
-  const rows = await adminQuery<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND ($2::text IS NULL OR state = $2)
-       AND pg_terminate_backend(pid)`,
+  // Two statements: in one, the planner may call pg_terminate_backend before the filter.
+  const pids = (await adminQuery<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND ($2::text IS NULL OR state = $2)',
     [applicationName, state ?? null],
-  );
-  return rows.length;
+  )).map((row) => row.pid);
+  await adminQuery('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+  return pids.length;
 }
 
 /** Polls until `probe` returns true, or fails with `what` after `timeoutMs`. No bare sleeps. */

@@ -1,0 +1,148 @@
+import { PoolUsageError, type PooledClient } from '../../lib';
+import { appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database';
+
+const pidOf = (client: PooledClient): number => (client as unknown as { processID: number }).processID;
+
+describe('release', () => {
+  beforeAll(async () => {
+    const pool = createTestPool({ min: 1 });
+    await pool.query('CREATE TABLE IF NOT EXISTS release_spec (id int)');
+    await pool.close();
+  });
+
+  it('rolls back a client returned inside a transaction, and counts it in returnsBad', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const client = await pool.acquire();
+    await client.query('BEGIN');
+    await client.query('INSERT INTO release_spec VALUES (42)');
+    await client[Symbol.asyncDispose]();
+    const next = await pool.acquire();
+    expect(pidOf(next)).toBe(pidOf(client));
+    expect(next.getTransactionStatus()).toBe('I');
+    expect((await next.query('SELECT count(*)::int AS n FROM release_spec WHERE id = 42')).rows).toEqual([{ n: 0 }]);
+    next.release();
+    expect(pool.getStats().returnsBad).toBe(1);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+  });
+
+  it('rolls back a client returned in a failed transaction', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const client = await pool.acquire();
+    await client.query('BEGIN');
+    await expect(client.query('SELECT 1/0')).rejects.toThrow(/division by zero/);
+    expect(client.getTransactionStatus()).toBe('E');
+    await client[Symbol.asyncDispose]();
+    expect((await pool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    expect(pool.getStats().returnsBad).toBe(1);
+  });
+
+  it('throws a clear PoolUsageError on a double release and keeps the pool consistent', async () => {
+    const pool = createTestPool({ name: 'twice', min: 1, max: 1 });
+    const client = await pool.acquire();
+    client.release();
+    expect(() => client.release()).toThrow(PoolUsageError);
+    expect(() => client.release()).toThrow(/^pool 'twice': release\(\) called on a client that was already released/);
+    const next = await pool.acquire();
+    expect(pool.getStats()).toMatchObject({ poolSize: 1, poolAvailable: 0 });
+    next.release();
+    expect(pool.getStats()).toMatchObject({ poolSize: 1, poolAvailable: 1 });
+  });
+
+  it('does not let a release kept from an earlier checkout release the next user', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const first = await pool.acquire();
+    const staleRelease = first.release;
+    first.release();
+    const second = await pool.acquire();
+    expect(second).toBe(first); // the same pg client object, a new checkout
+    expect(() => staleRelease()).toThrow(PoolUsageError);
+    expect(pool.checkedOutCount).toBe(1);
+    second.release();
+  });
+
+  it('closes the connection instead of reusing it on release(err) or release(true)', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const reasons: string[] = [];
+    pool.on('remove', (_client, reason) => reasons.push(reason));
+    const first = await pool.acquire();
+    const firstPid = pidOf(first);
+    first.release(new Error('the app decided this connection is bad'));
+    const second = await pool.acquire();
+    expect(pidOf(second)).not.toBe(firstPid);
+    second.release(true);
+    const third = await pool.acquire();
+    third.release();
+    expect(reasons).toEqual(['released-with-error', 'released-with-error']);
+    expect(pool.getStats().connectionsNum).toBe(3);
+  });
+
+  it('runs the reset hook on each return, and discards a connection whose reset throws', async () => {
+    let resets = 0;
+    const pool = createTestPool({
+      min: 1, max: 1,
+      reset: async (client) => {
+        resets++;
+        await client.query('RESET ALL');
+        if (resets === 2) throw new Error('reset failed on purpose');
+      },
+    });
+    const client = await pool.acquire();
+    await client.query("SET application_name = 'changed-by-user'");
+    await client[Symbol.asyncDispose]();
+    // RESET ALL brought back the pool's application_name.
+    expect(await backendCount(appNameOf(pool))).toBe(1);
+    const again = await pool.acquire();
+    const pid = pidOf(again);
+    await again[Symbol.asyncDispose]();
+    const third = await pool.acquire();
+    expect(pidOf(third)).not.toBe(pid);
+    await third[Symbol.asyncDispose]();
+    expect(resets).toBe(3);
+  });
+
+  it('resolves asyncDispose only once the client is back in the pool', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    {
+      await using client = await pool.acquire();
+      await client.query('BEGIN');
+      await client.query('SELECT 1');
+    }
+    // The scope's dispose awaited the ROLLBACK: the connection is idle again.
+    expect(pool.getStats()).toMatchObject({ poolAvailable: 1, returnsBad: 1 });
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('never hands out a client whose backend was terminated while idle', async () => {
+    const pool = createTestPool({ min: 3, max: 3 });
+    await pool.open({ wait: true });
+    const errors: Error[] = [];
+    pool.on('error', (error) => errors.push(error));
+    expect(await terminateBackends(appNameOf(pool))).toBe(3);
+    await eventually('the pool notices the lost connections', () => pool.getStats().connectionsLost === 3);
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => pool.query<{ i: number }>('SELECT $1::int AS i', [i])));
+    expect(results.map((r) => r.rows[0].i)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(errors.length).toBe(3);
+    await eventually('the pool is back at min', () => pool.getStats().poolAvailable === 3);
+  });
+
+  it('survives an idle connection error with no error listener (pg.Pool would crash)', async () => {
+    const pool = createTestPool({ min: 2, max: 2 });
+    await pool.open({ wait: true });
+    expect(pool.listenerCount('error')).toBe(0);
+    await terminateBackends(appNameOf(pool));
+    await eventually('the lost connections are replaced', async () =>
+      pool.getStats().connectionsNum === 4 && pool.getStats().poolAvailable === 2);
+    expect((await pool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
+  it('discards a client whose backend died while it was checked out, on release', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const client = await pool.acquire();
+    await terminateBackends(appNameOf(pool));
+    await expect(client.query('SELECT 1')).rejects.toThrow();
+    client.release();
+    const { rows } = await pool.query('SELECT 2 AS two');
+    expect(rows).toEqual([{ two: 2 }]);
+    expect(pool.getStats()).toMatchObject({ connectionsNum: 2, returnsBad: 1, connectionsLost: 1 });
+  });
+});
