@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Client, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { ConnectError, passwordOf, toError } from './connection-opener';
 import { Deque } from './deque';
 import {
@@ -396,9 +396,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }, options);
   }
 
-  /** Acquires, runs one query, releases: `pg.Pool.query`-compatible. */
-  query<R extends QueryResultRow = QueryResultRow>(text: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>> {
-    return this.withConnection((client) => client.query<R>(text as string, values));
+  /** Acquires, runs one query, releases: `pg.Pool.query`-compatible (text, QueryConfig, rowMode 'array'). */
+  query<R extends unknown[] = unknown[]>(config: QueryArrayConfig, values?: unknown[]): Promise<QueryArrayResult<R>>;
+  query<R extends QueryResultRow = QueryResultRow>(textOrConfig: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
+  query(textOrConfig: string | QueryConfig | QueryArrayConfig, values?: unknown[]): Promise<QueryResult | QueryArrayResult> {
+    return this.withConnection((client) => client.query(textOrConfig as QueryConfig, values));
   }
 
   /** A snapshot of the pool's gauges and counters (psycopg_pool's names). */
