@@ -27,6 +27,15 @@ export async function openConnection(
   };
   client.on('error', lost);
   client.on('end', () => lost(new Error('connection ended by the server')));
+  // A FATAL error response (pg_terminate_backend, admin shutdown) means the server is
+  // ending the session, but the socket's 'end' follows only later: a client released
+  // in between would look healthy and go to the next user dead. pg emits the server's
+  // ErrorResponse as 'errorMessage' on its connection, before failing the query.
+  (client as unknown as { connection?: WireEvents }).connection?.on('errorMessage', (message) => {
+    if (message.severity === 'FATAL' || message.severity === 'PANIC') {
+      lost(new Error(`the server ended the session: ${message.message ?? message.severity}`));
+    }
+  });
   try {
     await client.connect();
     if (options.configure) await options.configure(client);
@@ -37,6 +46,11 @@ export async function openConnection(
     throw new ConnectError(options, error);
   }
   return connection;
+}
+
+/** The part of pg's internal `Connection` the pool listens to. */
+interface WireEvents {
+  on(event: 'errorMessage', listener: (message: { severity?: string; message?: string }) => void): unknown;
 }
 
 /** A failed connection attempt, with the server's reason in a password-free message. */

@@ -1,6 +1,6 @@
 import { ConnectError, openConnection, toError } from './connection-opener';
 import type { PoolConnection, RemoveReason } from './pool-connection';
-import type { ResolvedPoolOptions } from './pool-options';
+import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options';
 
 /**
  * What the maintainer may see and do of its pool. The pool hands it this narrow view
@@ -27,7 +27,9 @@ export interface MaintainedPool {
   /** A connection is dead: closes it and counts it lost. */
   discardLost(connection: PoolConnection, reason: RemoveReason): void;
   connectSucceeded(connection: PoolConnection, elapsedMs: number): void;
-  connectFailed(error: ConnectError, elapsedMs: number): void;
+  connectFailed(error: ConnectError, elapsedMs: number, retryInMs: number | undefined): void;
+  /** Reconnecting has failed for `reconnectTimeoutMs`: runs `onReconnectFailed` once. */
+  reconnectFailed(info: ReconnectFailedInfo): void;
   onLost(connection: PoolConnection, error: Error): void;
 }
 
@@ -127,8 +129,8 @@ export class Maintainer {
     } catch (error) {
       this.connecting--;
       const failure = error instanceof ConnectError ? error : new ConnectError(this.pool.options, toError(error));
-      this.pool.connectFailed(failure, Date.now() - startedAt);
-      this.scheduleRetry(failure);
+      const retryInMs = this.scheduleRetry(failure);
+      this.pool.connectFailed(failure, Date.now() - startedAt, retryInMs);
       return;
     }
     this.connecting--;
@@ -144,19 +146,23 @@ export class Maintainer {
     this.fill();
   }
 
-  /** Exponential backoff: 1 s, 2 s, 4 s… ±10%, capped; `onReconnectFailed` once past `reconnectTimeoutMs`. */
-  private scheduleRetry(error: ConnectError): void {
+  /**
+   * Exponential backoff: `reconnectDelayMs`, doubling, ±10% jitter, capped at
+   * `reconnectMaxDelayMs`. Past `reconnectTimeoutMs` of continuous failure,
+   * `onReconnectFailed` runs once and attempts go on at the longest interval.
+   * Returns the delay chosen, or undefined when a retry was already scheduled.
+   */
+  private scheduleRetry(error: ConnectError): number | undefined {
     const now = Date.now();
     const { options } = this.pool;
     this.lastError = error;
     if (this.failingSince === undefined) this.failingSince = now;
-    if (!this.running || !this.pool.isOpen() || this.retryTimer) return;
+    if (!this.running || !this.pool.isOpen() || this.retryTimer) return undefined;
     const failingForMs = now - this.failingSince;
     if (failingForMs >= options.reconnectTimeoutMs && !this.reconnectFailedReported) {
       this.reconnectFailedReported = true;
-      const info = { name: options.name, lastError: error, failingForMs };
-      if (options.onReconnectFailed) options.onReconnectFailed(info);
-      else options.logger.error(`pool '${options.name}': reconnecting has failed for ${failingForMs} ms; still trying. Last error: ${error.message}`);
+      this.nextDelayMs = options.reconnectMaxDelayMs;
+      this.pool.reconnectFailed({ name: options.name, lastError: error, failingForMs });
     }
     const delay = Math.round(this.nextDelayMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER));
     this.nextDelayMs = Math.min(this.nextDelayMs * 2, options.reconnectMaxDelayMs);
@@ -166,6 +172,7 @@ export class Maintainer {
       this.fill();
     }, delay);
     this.retryTimer.unref();
+    return delay;
   }
 
   private scheduleTick(): void {

@@ -51,6 +51,11 @@ export interface PgPoolEvents {
   remove: [client: Client, reason: RemoveReason];
   /** An idle connection failed (server restart, terminated backend). Never crashes the process. */
   error: [error: Error, client: Client];
+  /**
+   * A connection attempt failed; `retryInMs` is the backoff delay before the next one
+   * (undefined when a retry was already scheduled by a parallel attempt).
+   */
+  connectError: [error: Error, retryInMs: number | undefined];
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
@@ -287,6 +292,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
     }
     if (destroy) return this.discard(connection, 'released-with-error');
+    if (connection.isBusy) await connection.whenIdle();
     if (connection.isLost) {
       this.counters.returnsBad++;
       return this.discardLost(connection, 'broken');
@@ -512,10 +518,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
   }
 
-  private connectFailed(error: ConnectError, elapsedMs: number): void {
+  private connectFailed(error: ConnectError, elapsedMs: number, retryInMs: number | undefined): void {
     this.counters.connectionsErrors++;
     this.counters.connectionsMs += elapsedMs;
     this.notifyIfEmpty();
+    this.emit('connectError', error, retryInMs);
     if (this.openWaiters.length > 0) {
       const failure = new PoolOpenError(this.name, error.message, { cause: error });
       for (const waiter of this.openWaiters.splice(0)) waiter.reject(failure);
@@ -540,7 +547,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       discard: (connection, reason) => this.discard(connection, reason),
       discardLost: (connection, reason) => this.discardLost(connection, reason),
       connectSucceeded: (connection, elapsedMs) => this.connectSucceeded(connection, elapsedMs),
-      connectFailed: (error, elapsedMs) => this.connectFailed(error, elapsedMs),
+      connectFailed: (error, elapsedMs, retryInMs) => this.connectFailed(error, elapsedMs, retryInMs),
+      reconnectFailed: (info) => {
+        if (this.settings.onReconnectFailed) return this.settings.onReconnectFailed(this, info);
+        this.settings.logger.error(`pool '${this.name}': reconnecting has failed for ${info.failingForMs} ms; ` +
+          `still trying every ${this.settings.reconnectMaxDelayMs} ms. Last error: ${info.lastError?.message}`);
+      },
       onLost: (connection, error) => this.onLost(connection, error),
     };
   }

@@ -3,13 +3,14 @@ import type { Client } from 'pg';
 /**
  * Where a connection is in its life. Exactly one of these at a time, and the pool's
  * bookkeeping (the idle deque, the checked-out count) follows it:
+ * - `opening`: connecting and running `configure`; not yet the pool's;
  * - `idle`: in the idle deque, ready to hand out;
  * - `checking`: taken out of the deque for a check (on acquire, keepalive or `check()`);
  * - `in-use`: checked out to a client;
  * - `returning`: released, being rolled back / reset before reuse;
  * - `closed`: removed from the pool; never handed out again.
  */
-export type PoolConnectionState = 'idle' | 'checking' | 'in-use' | 'returning' | 'closed';
+export type PoolConnectionState = 'opening' | 'idle' | 'checking' | 'in-use' | 'returning' | 'closed';
 
 /** Why a connection left the pool: the `remove` event's second argument. */
 export type RemoveReason =
@@ -27,7 +28,7 @@ export type RemoveReason =
  * needs about it. The client itself is what users get; this record never leaves the pool.
  */
 export class PoolConnection {
-  state: PoolConnectionState = 'idle';
+  state: PoolConnectionState = 'opening';
   /** When it last went idle: for `maxIdleMs`. */
   idleSince: number;
   /** The first error the client reported (socket closed, backend terminated). */
@@ -47,5 +48,31 @@ export class PoolConnection {
 
   get isLost(): boolean {
     return this.lostWith !== undefined;
+  }
+
+  /**
+   * True while a query is on the wire: pg clears its `readyForQuery` flag when it sends
+   * one and sets it at the server's ReadyForQuery. A client released in that window (a
+   * query not awaited, or a failed query whose promise pg settles before the
+   * ReadyForQuery arrives) has a stale transaction status and is not free to reuse.
+   */
+  get isBusy(): boolean {
+    return (this.client as unknown as { readyForQuery?: boolean }).readyForQuery === false && !this.isLost;
+  }
+
+  /** Resolves once the client has nothing in flight (pg's 'drain'), or has died. */
+  whenIdle(): Promise<void> {
+    if (!this.isBusy) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.client.off('drain', done);
+        this.client.off('end', done);
+        this.client.off('error', done);
+        resolve();
+      };
+      this.client.on('drain', done);
+      this.client.on('end', done);
+      this.client.on('error', done);
+    });
   }
 }

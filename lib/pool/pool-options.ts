@@ -1,6 +1,7 @@
 import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { PoolConfigError } from './errors';
+import type { PgPool } from './pg-pool';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger';
 
 /** Transaction isolation levels, as PostgreSQL spells them. */
@@ -43,8 +44,12 @@ export interface PgPoolOptions {
   maxIdleMs?: number;
   /** After this long failing to connect, `onReconnectFailed` runs. Default 5 min. */
   reconnectTimeoutMs?: number;
-  /** Runs once reconnecting has failed for `reconnectTimeoutMs`; default: logs an error. */
-  onReconnectFailed?: (info: ReconnectFailedInfo) => void;
+  /**
+   * Runs once reconnecting has failed for `reconnectTimeoutMs` (psycopg_pool's
+   * `reconnect_failed`); default: logs an error. The pool keeps trying either way,
+   * on the longest interval; call `process.exit(1)` here to let an orchestrator restart the app.
+   */
+  onReconnectFailed?: (pool: PgPool, info: ReconnectFailedInfo) => void;
   /** First delay between failed connection attempts; doubles each time (±10% jitter). Default 1000. */
   reconnectDelayMs?: number;
   /** The longest delay between failed connection attempts. Default 30000. */
@@ -78,7 +83,7 @@ export interface ResolvedPoolOptions {
   maxLifetimeMs: number;
   maxIdleMs: number;
   reconnectTimeoutMs: number;
-  onReconnectFailed: ((info: ReconnectFailedInfo) => void) | undefined;
+  onReconnectFailed: ((pool: PgPool, info: ReconnectFailedInfo) => void) | undefined;
   reconnectDelayMs: number;
   reconnectMaxDelayMs: number;
   checkOnAcquire: ClientHook | undefined;

@@ -30,10 +30,23 @@ describe('release', () => {
     const client = await pool.acquire();
     await client.query('BEGIN');
     await expect(client.query('SELECT 1/0')).rejects.toThrow(/division by zero/);
-    expect(client.getTransactionStatus()).toBe('E');
+    // Released at once: pg may settle the failed query before the server's ReadyForQuery
+    // (status E) arrives; the pool waits for it rather than trusting a stale status.
     await client[Symbol.asyncDispose]();
     expect((await pool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
     expect(pool.getStats().returnsBad).toBe(1);
+  });
+
+  it('does not hand out a client released while its query still runs until that query ends', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const client = await pool.acquire();
+    const running = client.query('SELECT pg_sleep(0.2), 7 AS seven');
+    client.release(); // a bug in the caller: the query was not awaited
+    const next = await pool.acquire();
+    expect(pidOf(next)).toBe(pidOf(client));
+    // The pool waited: the first query had finished before the client came back.
+    await expect(Promise.race([running, Promise.resolve('still running')])).resolves.toMatchObject({ rows: [{ seven: 7 }] });
+    next.release();
   });
 
   it('throws a clear PoolUsageError on a double release and keeps the pool consistent', async () => {
