@@ -1,11 +1,18 @@
-/** @type {import('jest').Config} */
-module.exports = {
+/**
+ * NestJS 12 ships as ES modules only, and Jest loads ES modules only in its
+ * experimental VM-modules mode on Node 20: `npm test` runs it with
+ * --experimental-vm-modules, and this project is ESM throughout.
+ * @type {import('jest').Config}
+ */
+export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.spec.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] },
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', useESM: true, diagnostics: false }] },
+  globalSetup: '<rootDir>/test/support/global-setup.js',
+  globalTeardown: '<rootDir>/test/support/global-teardown.js',
   setupFilesAfterEnv: ['<rootDir>/test/support/leak-check.ts'],
   testTimeout: 30000,
   // Two cores: one test file per core, all against the one server.

@@ -1,1 +1,1 @@
-export * from './pool';
+export * from './pool/index.js';

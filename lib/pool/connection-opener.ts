@@ -1,6 +1,6 @@
-import { PoolConnection } from './pool-connection';
-import type { ResolvedPoolOptions } from './pool-options';
-import { describeTarget, redactSecret } from './redact';
+import { PoolConnection } from './pool-connection.js';
+import type { ResolvedPoolOptions } from './pool-options.js';
+import { describeTarget, redactSecret } from './redact.js';
 
 /** Spread `maxLifetimeMs` by up to this fraction, so connections opened together expire apart. */
 const LIFETIME_JITTER = 0.05;

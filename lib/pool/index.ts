@@ -1,10 +1,10 @@
-export * from './errors';
-export * from './pg-pool';
-export type { PooledClient } from './pooled-client';
-export type { PoolStats } from './pool-stats';
-export type { MaintenanceRun } from './maintainer';
-export type { RemoveReason } from './pool-connection';
-export type { PoolLogger } from './pool-logger';
+export * from './errors.js';
+export * from './pg-pool.js';
+export type { PooledClient } from './pooled-client.js';
+export type { PoolStats } from './pool-stats.js';
+export type { MaintenanceRun } from './maintainer.js';
+export type { RemoveReason } from './pool-connection.js';
+export type { PoolLogger } from './pool-logger.js';
 export {
   POOL_DEFAULTS,
   type PgPoolOptions,
@@ -13,6 +13,6 @@ export {
   type ClientHook,
   type ClientConstructor,
   type ReconnectFailedInfo,
-} from './pool-options';
-export type { TransactionOptions } from './transaction-options';
-export { redactConnectionString } from './redact';
+} from './pool-options.js';
+export type { TransactionOptions } from './transaction-options.js';
+export { redactConnectionString } from './redact.js';

@@ -1,6 +1,6 @@
-import { ConnectError, openConnection, toError } from './connection-opener';
-import type { PoolConnection, RemoveReason } from './pool-connection';
-import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options';
+import { ConnectError, openConnection, toError } from './connection-opener.js';
+import type { PoolConnection, RemoveReason } from './pool-connection.js';
+import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
 
 /**
  * What the maintainer may see and do of its pool. The pool hands it this narrow view

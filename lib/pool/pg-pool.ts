@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { ConnectError, passwordOf, toError } from './connection-opener';
-import { Deque } from './deque';
+import { ConnectError, passwordOf, toError } from './connection-opener.js';
+import { Deque } from './deque.js';
 import {
   PoolClosedError,
   PoolConfigError,
@@ -9,15 +9,15 @@ import {
   PoolTimeoutError,
   PoolUsageError,
   TooManyRequestsError,
-} from './errors';
-import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer';
-import { PoolConnection, type RemoveReason } from './pool-connection';
-import { resolvePoolOptions, selectOneCheck, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options';
-import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats';
-import type { PooledClient } from './pooled-client';
-import { describeTarget, redactSecret } from './redact';
-import { beginStatement, type TransactionOptions } from './transaction-options';
-import { Waiter, WaitingQueue } from './waiting-queue';
+} from './errors.js';
+import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
+import { PoolConnection, type RemoveReason } from './pool-connection.js';
+import { resolvePoolOptions, selectOneCheck, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
+import type { PooledClient } from './pooled-client.js';
+import { describeTarget, redactSecret } from './redact.js';
+import { beginStatement, type TransactionOptions } from './transaction-options.js';
+import { Waiter, WaitingQueue } from './waiting-queue.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';

@@ -1,8 +1,8 @@
 import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
-import { PoolConfigError } from './errors';
-import type { PgPool } from './pg-pool';
-import { defaultPoolLogger, type PoolLogger } from './pool-logger';
+import { PoolConfigError } from './errors.js';
+import type { PgPool } from './pg-pool.js';
+import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
 
 /** Transaction isolation levels, as PostgreSQL spells them. */
 export type IsolationLevel = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';

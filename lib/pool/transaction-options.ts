@@ -1,5 +1,5 @@
-import { PoolUsageError } from './errors';
-import type { IsolationLevel } from './pool-options';
+import { PoolUsageError } from './errors.js';
+import type { IsolationLevel } from './pool-options.js';
 
 /** How `withTransaction` (and `@UseConnection({ transaction })`) begins its transaction. */
 export interface TransactionOptions {

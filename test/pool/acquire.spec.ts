@@ -1,5 +1,5 @@
-import { PoolClosedError, PoolTimeoutError, TooManyRequestsError, type PooledClient } from '../../lib';
-import { appNameOf, backendCount, createTestPool, eventually } from '../support/database';
+import { PoolClosedError, PoolTimeoutError, TooManyRequestsError, type PooledClient } from '../../lib/index.js';
+import { appNameOf, backendCount, createTestPool, eventually } from '../support/database.js';
 
 describe('acquire', () => {
   it('serves 50 concurrent withConnection calls on max 5 without the server ever seeing more than 5 backends', async () => {

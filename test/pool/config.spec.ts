@@ -1,5 +1,5 @@
-import { PgPool, PoolConfigError, POOL_DEFAULTS } from '../../lib';
-import { testUrl } from '../support/database';
+import { PgPool, PoolConfigError, POOL_DEFAULTS } from '../../lib/index.js';
+import { testUrl } from '../support/database.js';
 
 describe('configuration', () => {
   const bad: Array<[string, Record<string, unknown>, RegExp]> = [

@@ -1,4 +1,4 @@
-import { Deque } from '../../lib/pool/deque';
+import { Deque } from '../../lib/pool/deque.js';
 
 describe('Deque', () => {
   it('pops from the front in insertion order and from the back in reverse', () => {

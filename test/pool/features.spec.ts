@@ -1,5 +1,5 @@
-import type { PoolStats } from '../../lib';
-import { adminQuery, appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database';
+import type { PoolStats } from '../../lib/index.js';
+import { adminQuery, appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database.js';
 
 describe('configure', () => {
   it('runs on each new connection before its first use', async () => {

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { PgPool, RemoveReason } from '../../lib';
-import { adminQuery, appNameOf, createTestPool, eventually, testUrl } from '../support/database';
-import { PostgresServer, freePort } from '../support/postgres-server';
-import { TEST_PASSWORD } from '../support/test-secrets';
+import type { PgPool, RemoveReason } from '../../lib/index.js';
+import { packageRoot, requireBuiltPackage } from '../support/built-package.js';
+import { adminQuery, appNameOf, createTestPool, eventually, testUrl } from '../support/database.js';
+import { PostgresServer, freePort } from '../support/postgres-server.js';
+import { TEST_PASSWORD } from '../support/test-secrets.js';
 
 /** Records each `remove` event's reason and time. */
 function removals(pool: PgPool): Array<{ reason: RemoveReason; at: number }> {
@@ -159,14 +159,17 @@ describe('maintainer: reconnect', () => {
 });
 
 describe('maintainer: timers', () => {
+  beforeAll(requireBuiltPackage);
+
   it('lets a script that opens and closes a pool exit by itself', async () => {
-    const root = join(__dirname, '..', '..');
-    const script = `const { PgPool } = require('./lib');
+    const script = `import { PgPool } from 'nestjs-pg-pool';
       const pool = new PgPool({ connectionString: process.env.URL, min: 2, keepaliveIntervalMs: 20, maxIdleMs: 50 });
-      pool.open({ wait: true }).then(() => pool.query('SELECT 1')).then(() => pool.close()).then(() => console.log('closed'));`;
-    const { stdout } = await promisify(execFile)(process.execPath,
-      ['-r', 'ts-node/register/transpile-only', '-e', script],
-      { cwd: root, env: { ...process.env, URL: testUrl() }, timeout: 20_000 });
+      await pool.open({ wait: true });
+      await pool.query('SELECT 1');
+      await pool.close();
+      console.log('closed');`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script],
+      { cwd: packageRoot, env: { ...process.env, URL: testUrl() }, timeout: 20_000 });
     expect(stdout.trim()).toBe('closed');
   });
 });

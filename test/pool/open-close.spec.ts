@@ -1,7 +1,7 @@
 import { parseIntoClientConfig } from 'pg-connection-string';
-import { PgPool, PoolClosedError, PoolOpenError } from '../../lib';
-import { createTestPool, eventually, testPassword, testUrl } from '../support/database';
-import { freePort } from '../support/postgres-server';
+import { PgPool, PoolClosedError, PoolOpenError } from '../../lib/index.js';
+import { createTestPool, eventually, testPassword, testUrl } from '../support/database.js';
+import { freePort } from '../support/postgres-server.js';
 
 /** The test server's URL with one part changed. */
 function urlWith(change: { password?: string; database?: string; port?: number }): string {

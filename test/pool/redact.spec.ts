@@ -1,4 +1,4 @@
-import { redactConnectionString } from '../../lib';
+import { redactConnectionString } from '../../lib/index.js';
 
 describe('redactConnectionString', () => {
   const cases: Array<[string, string]> = [

@@ -1,5 +1,5 @@
-import { PoolUsageError, type PooledClient } from '../../lib';
-import { appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database';
+import { PoolUsageError, type PooledClient } from '../../lib/index.js';
+import { appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database.js';
 
 const pidOf = (client: PooledClient): number => (client as unknown as { processID: number }).processID;
 

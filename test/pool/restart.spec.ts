@@ -1,6 +1,6 @@
-import { createTestPool, eventually } from '../support/database';
-import { PostgresServer } from '../support/postgres-server';
-import { TEST_PASSWORD } from '../support/test-secrets';
+import { createTestPool, eventually } from '../support/database.js';
+import { PostgresServer } from '../support/postgres-server.js';
+import { TEST_PASSWORD } from '../support/test-secrets.js';
 
 /** What a request may say while the server is down: each names the cause. */
 const CLEAR_OUTAGE_ERRORS = [

@@ -1,5 +1,5 @@
-import { PoolUsageError } from '../../lib';
-import { appNameOf, backendCount, createTestPool } from '../support/database';
+import { PoolUsageError } from '../../lib/index.js';
+import { appNameOf, backendCount, createTestPool } from '../support/database.js';
 
 describe('withTransaction', () => {
   beforeAll(async () => {

@@ -1,4 +1,4 @@
-import { Waiter, WaitingQueue } from '../../lib/pool/waiting-queue';
+import { Waiter, WaitingQueue } from '../../lib/pool/waiting-queue.js';
 
 const waiter = (id: number): Waiter<number> & { id: number } =>
   Object.assign(new Waiter<number>(id, () => undefined, () => undefined), { id });

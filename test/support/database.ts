@@ -1,6 +1,6 @@
 import { Client, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
-import { PgPool, type PgPoolOptions, type PoolLogger } from '../../lib';
+import { PgPool, type PgPoolOptions, type PoolLogger } from '../../lib/index.js';
 
 /** Every pool a test file creates, so the after-each check can find and close them. */
 export const trackedPools = new Set<PgPool>();

@@ -1,4 +1,4 @@
-import { APP_PREFIX, adminQuery, eventually, trackedPools } from './database';
+import { APP_PREFIX, adminQuery, eventually, trackedPools } from './database.js';
 
 /**
  * After every test: no pool has a client checked out, every pool closes, and the server

