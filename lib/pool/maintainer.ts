@@ -90,7 +90,10 @@ export class Maintainer {
     if (this.running) return;
     this.running = true;
     this.lastShrinkAt = this.lastKeepaliveAt = Date.now();
-    this.scheduleTick();
+    if (this.pool.options.scheduleMaintenance) {
+      this.tickTimer = setInterval(() => void this.runOnce(), this.intervalMs);
+      this.tickTimer.unref();
+    }
     this.fill();
   }
 
@@ -175,13 +178,15 @@ export class Maintainer {
     return delay;
   }
 
-  private scheduleTick(): void {
+  /**
+   * How often maintenance should run: often enough to honour the shortest of
+   * `maxIdleMs`, the lifetime jitter window and `keepaliveIntervalMs`, at most 1 s apart.
+   */
+  get intervalMs(): number {
     const { maxIdleMs, maxLifetimeMs, keepaliveIntervalMs } = this.pool.options;
     const candidates = [MAX_TICK_MS, maxIdleMs, maxLifetimeMs * 0.05];
     if (keepaliveIntervalMs > 0) candidates.push(keepaliveIntervalMs);
-    const tickMs = Math.max(MIN_TICK_MS, Math.min(...candidates));
-    this.tickTimer = setInterval(() => void this.runOnce(), tickMs);
-    this.tickTimer.unref();
+    return Math.max(MIN_TICK_MS, Math.round(Math.min(...candidates)));
   }
 
   /**

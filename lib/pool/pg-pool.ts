@@ -438,6 +438,34 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.maintainer.runOnce();
   }
 
+  /** How often maintenance runs (or should, when `scheduleMaintenance` is false), in ms. */
+  get maintenanceIntervalMs(): number {
+    return this.maintainer.intervalMs;
+  }
+
+  /**
+   * Cancels the statement running on a checked-out client, from a separate short-lived
+   * connection (`pg_cancel_backend`): the statement fails with "canceling statement due
+   * to user request" and the client stays checked out. Resolves false if nothing ran.
+   */
+  async cancelQuery(client: PooledClient): Promise<boolean> {
+    const processID = (client as unknown as { processID?: number | null }).processID;
+    if (typeof processID !== 'number' || (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false) return false;
+    const canceller = new this.settings.Client({ ...this.settings.clientConfig, application_name: 'nestjs-pg-pool cancel' });
+    canceller.on('error', () => undefined);
+    try {
+      await canceller.connect();
+      const { rows } = await canceller.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [processID]);
+      return rows[0]?.cancelled === true;
+    } catch (error) {
+      this.settings.logger.warn(`pool '${this.name}': could not cancel a statement: ` +
+        redactSecret(toError(error).message, passwordOf(this.settings)));
+      return false;
+    } finally {
+      await canceller.end().catch(() => undefined);
+    }
+  }
+
   /** Changes the pool's size: opens connections up to the new `min`, closes idle ones above the new `max`. */
   async resize(min: number, max: number = Math.max(min, 1)): Promise<void> {
     for (const [key, value, lowest] of [['min', min, 0], ['max', max, 1]] as const) {

@@ -66,6 +66,11 @@ export interface PgPoolOptions {
   keepaliveIntervalMs?: number;
   /** How long opening one connection may take (TCP, TLS, auth). Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * Whether the pool schedules its own maintenance passes. Default true; the Nest module
+   * sets false and its `PgPoolMaintenanceService` calls `runMaintenance()` instead.
+   */
+  scheduleMaintenance?: boolean;
   /** Where the pool writes its log lines; default: the console, warnings and errors only. */
   logger?: PoolLogger;
   /** The client class to instantiate (pg.Pool's `Client` option). Default `pg.Client`. */
@@ -92,6 +97,7 @@ export interface ResolvedPoolOptions {
   order: 'fifo' | 'lifo';
   keepaliveIntervalMs: number;
   connectTimeoutMs: number;
+  scheduleMaintenance: boolean;
   logger: PoolLogger;
   Client: ClientConstructor;
 }
@@ -115,7 +121,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
-  'connectTimeoutMs', 'logger', 'Client',
+  'connectTimeoutMs', 'scheduleMaintenance', 'logger', 'Client',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -169,6 +175,9 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
   if (check !== undefined && typeof check !== 'boolean' && typeof check !== 'function') {
     fail('`checkOnAcquire` must be true, false or a function (client) => Promise<void>');
   }
+  if (options.scheduleMaintenance !== undefined && typeof options.scheduleMaintenance !== 'boolean') {
+    fail('`scheduleMaintenance` must be true or false');
+  }
   if (options.onReconnectFailed !== undefined && typeof options.onReconnectFailed !== 'function') {
     fail('`onReconnectFailed` must be a function');
   }
@@ -199,6 +208,7 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     order,
     keepaliveIntervalMs: duration('keepaliveIntervalMs', 0),
     connectTimeoutMs,
+    scheduleMaintenance: options.scheduleMaintenance ?? true,
     logger: options.logger ?? defaultPoolLogger,
     Client: options.Client ?? Client,
   };

@@ -1,0 +1,13 @@
+export { PgPoolModule } from './pg-pool.module.js';
+export type { PgPoolForRootOptions, PgPoolForRootAsyncOptions } from './pg-pool.module-definition.js';
+export type { PgPoolModuleOptions, PgPoolOptionsFactory } from './pg-pool-module-options.js';
+export { PgPoolRegistry } from './pg-pool.registry.js';
+export { PgPoolMaintenanceService } from './pg-pool-maintenance.service.js';
+export { PgPoolHealthIndicator, type PgPoolHealthCheckOptions } from './pg-pool.health.js';
+export { PgPoolExceptionFilter, type PoolUnavailableBody } from './pg-pool-exception.filter.js';
+export { PgConnectionInterceptor, RequestAbortedError } from './pg-connection.interceptor.js';
+export { InjectPool, UseConnection, Conn } from './pg-pool.decorators.js';
+export { currentConnection } from './current-connection.js';
+export type { UseConnectionOptions } from './use-connection-options.js';
+export { getPoolToken } from './pg-pool.utils.js';
+export { DEFAULT_POOL_NAME } from './pg-pool.constants.js';

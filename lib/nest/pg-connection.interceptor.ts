@@ -1,0 +1,100 @@
+import { HttpException, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Observable, type Subscription } from 'rxjs';
+import type { PgPool, PooledClient } from '../pool/index.js';
+import { currentScope, runInConnectionScope } from './current-connection.js';
+import { USE_CONNECTION_METADATA } from './pg-pool.constants.js';
+import { PgPoolRegistry } from './pg-pool.registry.js';
+import type { UseConnectionSettings } from './use-connection-options.js';
+
+/** The HTTP response as far as disconnect detection needs it (Express's, or Fastify's `raw`). */
+interface ClosableResponse {
+  writableFinished?: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * The request was abandoned by its client: the work is rolled back, not committed.
+ * An HttpException (499, nginx's "client closed request") so Nest does not log it as a
+ * crash; nobody is left to read the response anyway.
+ */
+export class RequestAbortedError extends HttpException {
+  constructor(pool: string) {
+    super(`pool '${pool}': the client disconnected before the response was sent; the request's work was rolled back`, 499);
+    this.name = 'RequestAbortedError';
+  }
+}
+
+/**
+ * Binds a connection to a request for `@UseConnection()`: acquires before the handler,
+ * puts the client in scope (`@Conn()`, `currentConnection()`), and releases it once the
+ * handler's Observable completes or errors, after COMMIT or ROLLBACK with `transaction`.
+ *
+ * The transaction and release are the engine's `withConnection`/`withTransaction`, so
+ * the rules are the same as anywhere else. If the HTTP client disconnects first, the
+ * statement in flight is cancelled and the work rolled back; the connection is released
+ * only once the handler has stopped, so a handler still running never shares it.
+ */
+@Injectable()
+export class PgConnectionInterceptor implements NestInterceptor {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly registry: PgPoolRegistry,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const settings = this.reflector.getAllAndOverride<UseConnectionSettings | undefined>(
+      USE_CONNECTION_METADATA, [context.getHandler(), context.getClass()]);
+    // Decorated on both the class and the handler, the interceptor runs twice: the outer
+    // run opens the scope, the inner one finds it open and passes through.
+    if (!settings || currentScope()?.clients.has(settings.pool)) return next.handle();
+    const pool = this.registry.get(settings.pool);
+    const response = context.getType() === 'http' ? closableResponse(context.switchToHttp().getResponse()) : undefined;
+
+    return new Observable<unknown>((subscriber) => {
+      let inner: Subscription | undefined;
+      let handlerRunning = true;
+      let aborted = false;
+      let client: PooledClient | undefined;
+      const onClose = (): void => {
+        if (!handlerRunning || response?.writableFinished) return;
+        aborted = true;
+        if (client) void pool.cancelQuery(client);
+      };
+      response?.once('close', onClose);
+
+      const work = async (acquired: PooledClient): Promise<void> => {
+        client = acquired;
+        if (aborted) throw new RequestAbortedError(settings.pool);
+        await new Promise<void>((resolve, reject) => {
+          inner = runInConnectionScope(settings.pool, acquired, () => next.handle().subscribe({
+            next: (value) => subscriber.next(value),
+            error: reject,
+            complete: resolve,
+          }));
+        }).finally(() => { handlerRunning = false; });
+        if (aborted) throw new RequestAbortedError(settings.pool);
+      };
+
+      run(pool, settings, work).then(
+        () => subscriber.complete(),
+        (error: unknown) => subscriber.error(error),
+      ).finally(() => response?.off('close', onClose));
+      return () => inner?.unsubscribe();
+    });
+  }
+}
+
+function run(pool: PgPool, settings: UseConnectionSettings, work: (client: PooledClient) => Promise<void>): Promise<void> {
+  const acquire = { timeoutMs: settings.timeoutMs };
+  return settings.transaction
+    ? pool.withTransaction(work, { ...settings.transaction, ...acquire })
+    : pool.withConnection(work, acquire);
+}
+
+function closableResponse(response: unknown): ClosableResponse | undefined {
+  const candidate = (response as { raw?: unknown } | undefined)?.raw ?? response;
+  const closable = candidate as Partial<ClosableResponse> | undefined;
+  return typeof closable?.once === 'function' && typeof closable.off === 'function' ? closable as ClosableResponse : undefined;
+}

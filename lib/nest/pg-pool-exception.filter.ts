@@ -1,0 +1,46 @@
+import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { PoolClosedError, PoolTimeoutError, TooManyRequestsError, type PoolError } from '../pool/index.js';
+
+/** The body of a 503 caused by the pool. */
+export interface PoolUnavailableBody {
+  statusCode: 503;
+  error: 'Service Unavailable';
+  message: string;
+  pool: string;
+}
+
+const MESSAGES = new Map<string, string>([
+  ['PoolTimeoutError', 'the database is busy: no connection became available in time; retry later'],
+  ['TooManyRequestsError', 'the database is saturated: too many requests are waiting; retry later'],
+  ['PoolClosedError', 'the database connection pool is shutting down'],
+]);
+
+/**
+ * Turns the pool errors that mean "busy" or "down" into 503 Service Unavailable with a
+ * short JSON body naming the pool and a `Retry-After` header, instead of a 500. The full
+ * message (sizes, the last connection error) goes to the log, not to the HTTP client.
+ * Registered application-wide by the module (it catches nothing else).
+ */
+@Catch(PoolTimeoutError, TooManyRequestsError, PoolClosedError)
+export class PgPoolExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('PgPoolModule');
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(error: PoolError, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw error;
+    this.logger.warn(`503 for ${error.name}: ${error.message}`);
+    const { httpAdapter } = this.adapterHost;
+    const response: unknown = host.switchToHttp().getResponse();
+    if ((response as { headersSent?: boolean }).headersSent) return;
+    const body: PoolUnavailableBody = {
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: MESSAGES.get(error.name) ?? 'the database is unavailable',
+      pool: error.poolName,
+    };
+    httpAdapter.setHeader(response, 'Retry-After', '1');
+    httpAdapter.reply(response, body, 503);
+  }
+}

@@ -1,0 +1,65 @@
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import type { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { redactConnectionString } from '../pool/index.js';
+import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
+import { PgPoolRegistry } from './pg-pool.registry.js';
+
+export interface PgPoolHealthCheckOptions {
+  /** The database id. Default `'default'`. */
+  pool?: string;
+  /** How long the check may take, waiting for a connection included. Default 1000. */
+  timeoutMs?: number;
+}
+
+/**
+ * A Terminus health indicator for a pool, on terminus' current API
+ * (`HealthIndicatorService.check(key).up/down`): up when a real `SELECT 1` through the
+ * pool answers within the timeout, down with the reason otherwise ("timeout of 1000ms
+ * exceeded", "cannot connect to host:port/db: ECONNREFUSED"). Its details hold the pool's
+ * stats, never a connection string or a password.
+ *
+ * Provide it in a module that imports `TerminusModule`. `@nestjs/terminus` is loaded only
+ * when a check first runs, so apps without it can use the rest of the module.
+ */
+@Injectable()
+export class PgPoolHealthIndicator {
+  private healthIndicatorService: HealthIndicatorService | undefined;
+
+  constructor(
+    private readonly registry: PgPoolRegistry,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  async isHealthy<const Key extends string>(key: Key, options: PgPoolHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {
+    const name = options.pool ?? DEFAULT_POOL_NAME;
+    const timeoutMs = options.timeoutMs ?? 1_000;
+    const indicator = (await this.healthIndicators()).check(key);
+    if (!this.registry.has(name)) {
+      return indicator.down({ pool: name, message: `no pool named '${name}'; registered: ${this.registry.ids().join(', ')}` });
+    }
+    const pool = this.registry.get(name);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        pool.withConnection((client) => client.query('SELECT 1'), { timeoutMs }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timeout of ${timeoutMs}ms exceeded`)), timeoutMs);
+        }),
+      ]);
+      return indicator.up({ pool: name, ...pool.getStats() });
+    } catch (error) {
+      return indicator.down({ pool: name, message: redactConnectionString((error as Error).message), ...pool.getStats() });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async healthIndicators(): Promise<HealthIndicatorService> {
+    if (this.healthIndicatorService) return this.healthIndicatorService;
+    const terminus = await import('@nestjs/terminus');
+    const service = this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
+    this.healthIndicatorService = service;
+    return service;
+  }
+}

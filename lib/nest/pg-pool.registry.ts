@@ -1,0 +1,92 @@
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { PgPool, PoolConfigError, type PoolStats } from '../pool/index.js';
+import { DEFAULT_POOL_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './pg-pool.constants.js';
+import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
+import { PgPoolMaintenanceService } from './pg-pool-maintenance.service.js';
+
+interface RegisteredPool {
+  pool: PgPool;
+  shutdownTimeoutMs: number;
+}
+
+/**
+ * Every pool of the application by database id: the seed's "pools manager". The module
+ * creates its pools here; an application can add more at run time with `create()`.
+ * On application shutdown it drains and closes them all.
+ */
+@Injectable()
+export class PgPoolRegistry implements OnApplicationShutdown {
+  private readonly logger = new Logger('PgPoolModule');
+  private readonly pools = new Map<string, RegisteredPool>();
+
+  constructor(private readonly maintenance: PgPoolMaintenanceService) {}
+
+  /**
+   * Creates a pool, registers it under its name, schedules its maintenance and opens it.
+   * With `failFast` (the default) it resolves once `min` connections are open, or
+   * rejects with the server's reason, after closing every pool registered so far:
+   * a bootstrap that fails must not leave connections holding the process open.
+   */
+  async create(name: string, options: PgPoolModuleOptions): Promise<PgPool> {
+    if (this.pools.has(name)) {
+      throw new PoolConfigError(name, 'a pool with this name is already registered; give each pool a distinct `name`');
+    }
+    const { failFast = true, openTimeoutMs, shutdownTimeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS, ...poolOptions } = options;
+    const pool = new PgPool({ logger: new Logger(`PgPool:${name}`), ...poolOptions, name, scheduleMaintenance: false });
+    this.pools.set(name, { pool, shutdownTimeoutMs });
+    this.maintenance.schedule(pool);
+    try {
+      await pool.open({ wait: failFast, timeoutMs: openTimeoutMs });
+    } catch (error) {
+      this.logger.error(`cannot start: ${(error as Error).message}`);
+      await this.closeAll();
+      throw error;
+    }
+    this.logger.log(`pool '${name}' ${failFast ? 'open' : 'opening'}: ${pool.target} (min ${pool.options.min}, max ${pool.options.max})`);
+    return pool;
+  }
+
+  /** The pool registered under this name; a clear error listing the known names otherwise. */
+  get(name: string = DEFAULT_POOL_NAME): PgPool {
+    const entry = this.pools.get(name);
+    if (!entry) {
+      throw new PoolConfigError(name, `no such pool; registered pools: ${this.ids().map((id) => `'${id}'`).join(', ') || '(none)'}. ` +
+        'Register it with PgPoolModule.forRoot({ name, ... })');
+    }
+    return entry.pool;
+  }
+
+  has(name: string): boolean {
+    return this.pools.has(name);
+  }
+
+  /** The registered database ids. */
+  ids(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  /** Every pool's stats, by name. */
+  stats(): Record<string, PoolStats> {
+    const all: Record<string, PoolStats> = {};
+    for (const [name, { pool }] of this.pools) all[name] = pool.getStats();
+    return all;
+  }
+
+  /** Closes one pool and forgets it. */
+  async close(name: string): Promise<void> {
+    const entry = this.pools.get(name);
+    if (!entry) return;
+    this.pools.delete(name);
+    this.maintenance.unschedule(name);
+    await entry.pool.close({ timeoutMs: entry.shutdownTimeoutMs });
+  }
+
+  /** Closes every pool: each waits up to its `shutdownTimeoutMs` for checked-out clients. */
+  async closeAll(): Promise<void> {
+    await Promise.all(this.ids().map((name) => this.close(name)));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.closeAll();
+  }
+}
