@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { ModulesContainer } from '@nestjs/core';
 import { PgPool, PoolConfigError } from '../pool/index.js';
 import { PgPoolCoreModule } from './pg-pool-core.module.js';
+import { PgPoolRegistry } from './pg-pool.registry.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolForRootAsyncOptions, PgPoolForRootOptions } from './pg-pool.module-definition.js';
 import { getPoolToken, poolNameOfToken } from './pg-pool.utils.js';
@@ -39,13 +40,15 @@ export class PgPoolModule {
   static forFeature(names: string[] = [DEFAULT_POOL_NAME]): DynamicModule {
     const providers: Provider[] = names.map((name) => ({
       provide: `nestjs-pg-pool:feature:${name}`,
-      useFactory: (pool: PgPool | undefined, modules: ModulesContainer) => {
+      useFactory: async (pool: PgPool | undefined, modules: ModulesContainer, registry: PgPoolRegistry) => {
         if (pool) return pool;
+        // The bootstrap fails here: close what the pools already opened.
+        await registry.abortBootstrap();
         throw new PoolConfigError(name, `PgPoolModule.forFeature: no pool '${name}' is registered; ` +
           `registered pools: ${registeredPoolNames(modules).map((id) => `'${id}'`).join(', ') || '(none)'}. ` +
           'Register it with PgPoolModule.forRoot({ name, ... }) or forRootAsync');
       },
-      inject: [{ token: getPoolToken(name), optional: true }, ModulesContainer],
+      inject: [{ token: getPoolToken(name), optional: true }, ModulesContainer, PgPoolRegistry],
     }));
     return { module: PgPoolModule, providers, exports: providers };
   }

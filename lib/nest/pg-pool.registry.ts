@@ -18,6 +18,8 @@ interface RegisteredPool {
 export class PgPoolRegistry implements OnApplicationShutdown {
   private readonly logger = new Logger('PgPoolModule');
   private readonly pools = new Map<string, RegisteredPool>();
+  /** Pools still opening: a bootstrap that fails waits for them before closing all. */
+  private readonly opening = new Set<Promise<void>>();
 
   constructor(private readonly maintenance: PgPoolMaintenanceService) {}
 
@@ -35,15 +37,30 @@ export class PgPoolRegistry implements OnApplicationShutdown {
     const pool = new PgPool({ logger: new Logger(`PgPool:${name}`), ...poolOptions, name, scheduleMaintenance: false });
     this.pools.set(name, { pool, shutdownTimeoutMs });
     this.maintenance.schedule(pool);
+    const opened = pool.open({ wait: failFast, timeoutMs: openTimeoutMs });
+    const tracked = opened.catch(() => undefined);
+    this.opening.add(tracked);
     try {
-      await pool.open({ wait: failFast, timeoutMs: openTimeoutMs });
+      await opened;
     } catch (error) {
       this.logger.error(`cannot start: ${(error as Error).message}`);
-      await this.closeAll();
+      this.opening.delete(tracked);
+      await this.abortBootstrap();
       throw error;
+    } finally {
+      this.opening.delete(tracked);
     }
     this.logger.log(`pool '${name}' ${failFast ? 'open' : 'opening'}: ${pool.target} (min ${pool.options.min}, max ${pool.options.max})`);
     return pool;
+  }
+
+  /**
+   * Closes every pool because the bootstrap is failing, once those still opening have
+   * settled (so their own outcome does not race the real error).
+   */
+  async abortBootstrap(): Promise<void> {
+    await Promise.all(this.opening);
+    await this.closeAll();
   }
 
   /** The pool registered under this name; a clear error listing the known names otherwise. */

@@ -5,6 +5,9 @@ import { PgPool, type PgPoolOptions, type PoolLogger } from '../../lib/index.js'
 /** Every pool a test file creates, so the after-each check can find and close them. */
 export const trackedPools = new Set<PgPool>();
 
+/** Pools of a Nest app that lives across a file's tests: checked after each test, closed by the app. */
+export const watchedPools = new Set<PgPool>();
+
 /** Every line the pools wrote through their logger, for the no-secrets assertion. */
 export const loggedLines: string[] = [];
 
@@ -49,6 +52,12 @@ export function createTestPool(options: Partial<PgPoolOptions> = {}): PgPool {
   });
   trackedPools.add(pool);
   return pool;
+}
+
+/** A URL of the test server whose sessions carry a fresh test application_name. */
+export function testUrlWithAppName(applicationName: string = uniqueAppName()): string {
+  const url = testUrl();
+  return `${url}${url.includes('?') ? '&' : '?'}application_name=${encodeURIComponent(applicationName)}`;
 }
 
 /** Runs one statement on a separate, unpooled connection (the "DBA's" view). */
