@@ -5,6 +5,7 @@ describe('withTransaction', () => {
   beforeAll(async () => {
     const pool = createTestPool({ min: 1 });
     await pool.query('CREATE TABLE IF NOT EXISTS tx_spec (id int PRIMARY KEY, note text)');
+    await pool.query('TRUNCATE tx_spec');
     await pool.close();
   });
 

@@ -1,0 +1,253 @@
+import { BadRequestException, Body, Controller, Get, Injectable, Post } from '@nestjs/common';
+import { connect } from 'node:net';
+import { concatMap, from, type Observable } from 'rxjs';
+import request from 'supertest';
+import { PgPool, PoolUsageError, type PooledClient } from '../../lib/index.js';
+import { Conn, currentConnection, InjectPool, PgPoolModule, UseConnection } from '../../lib/nest/index.js';
+import { adminQuery, appNameOf, backendCount, eventually, testUrlWithAppName } from '../support/database.js';
+import { startApp, type TestApp } from '../support/nest-app.js';
+
+const pidQuery = 'SELECT pg_backend_pid() AS pid';
+
+@Injectable()
+class ScopeService {
+  async pid(): Promise<number> {
+    return (await currentConnection().query<{ pid: number }>(pidQuery)).rows[0].pid;
+  }
+
+  async insert(id: number): Promise<void> {
+    await currentConnection().query('INSERT INTO uc_spec (id) VALUES ($1)', [id]);
+  }
+}
+
+@Controller('c')
+@UseConnection()
+class ScopedController {
+  constructor(private readonly service: ScopeService) {}
+
+  @Get('same')
+  async same(@Conn() client: PooledClient): Promise<{ handler: number; service: number }> {
+    const handler = (await client.query<{ pid: number }>(pidQuery)).rows[0].pid;
+    return { handler, service: await this.service.pid() };
+  }
+
+  @Get('fail')
+  async fail(@Conn() client: PooledClient): Promise<never> {
+    await client.query('SELECT 1');
+    throw new BadRequestException('handler failed on purpose');
+  }
+
+  @Get('stream')
+  stream(@Conn() client: PooledClient): Observable<number> {
+    return from([1, 2, 3]).pipe(concatMap(async (i) => (await client.query<{ i: number }>('SELECT $1::int AS i', [i])).rows[0].i));
+  }
+
+  @Post('tx')
+  @UseConnection({ transaction: true })
+  async tx(@Body() body: { id: number; fail?: boolean }): Promise<{ inTransaction: boolean }> {
+    await this.service.insert(body.id);
+    if (body.fail) throw new BadRequestException('rolled back on purpose');
+    return { inTransaction: currentConnection().getTransactionStatus() === 'T' };
+  }
+
+  @Get('iso')
+  @UseConnection({ transaction: { isolationLevel: 'serializable', readOnly: true } })
+  async iso(@Conn() client: PooledClient): Promise<unknown> {
+    return (await client.query(`SELECT current_setting('transaction_isolation') AS iso,
+      current_setting('transaction_read_only') AS ro`)).rows[0];
+  }
+
+  @Get('analytics')
+  @UseConnection('analytics')
+  async analytics(@Conn() client: PooledClient, @Conn('analytics') same: PooledClient): Promise<{ app: string; same: boolean }> {
+    const { rows } = await client.query<{ app: string }>("SELECT current_setting('application_name') AS app");
+    return { app: rows[0].app, same: client === same };
+  }
+
+  @Get('slow')
+  async slow(@Conn() client: PooledClient): Promise<string> {
+    await client.query('SELECT pg_sleep(20)');
+    return 'finished';
+  }
+
+  @Post('slow-tx')
+  @UseConnection({ transaction: true })
+  async slowTx(@Body() body: { id: number }, @Conn() client: PooledClient): Promise<string> {
+    await this.service.insert(body.id);
+    await client.query('SELECT pg_sleep(20)');
+    return 'finished';
+  }
+}
+
+@Controller('direct')
+class DirectController {
+  constructor(@InjectPool() private readonly pool: PgPool) {}
+
+  @Get()
+  async direct(): Promise<unknown> {
+    return (await this.pool.query('SELECT 1 AS one')).rows[0];
+  }
+}
+
+describe('@UseConnection', () => {
+  let test: TestApp;
+  let pool: PgPool;
+  let analytics: PgPool;
+  let port: number;
+
+  beforeAll(async () => {
+    await adminQuery('CREATE TABLE IF NOT EXISTS uc_spec (id int PRIMARY KEY)');
+    await adminQuery('TRUNCATE uc_spec');
+    test = await startApp({
+      imports: [PgPoolModule.forRoot([
+        { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
+        { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
+      ])],
+      controllers: [ScopedController, DirectController],
+      providers: [ScopeService],
+    });
+    await test.app.listen(0, '127.0.0.1');
+    port = (test.app.getHttpServer().address() as { port: number }).port;
+    pool = test.registry.get('default');
+    analytics = test.registry.get('analytics');
+  });
+
+  afterAll(async () => {
+    await test.close();
+  });
+
+  const http = () => request(test.app.getHttpServer());
+  const rowExists = async (id: number): Promise<boolean> =>
+    (await adminQuery('SELECT 1 FROM uc_spec WHERE id = $1', [id])).length === 1;
+
+  it('gives the handler (@Conn) and the services below it (currentConnection) the same client, then releases it', async () => {
+    const { body } = await http().get('/c/same').expect(200);
+    expect(body.handler).toBe(body.service);
+    expect(pool.checkedOutCount).toBe(0);
+    expect(pool.getStats().poolAvailable).toBeGreaterThanOrEqual(1);
+  });
+
+  it('releases the connection when the handler throws, and the error reaches the client unchanged', async () => {
+    const { body } = await http().get('/c/fail').expect(400);
+    expect(body.message).toBe('handler failed on purpose');
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('holds the connection through an Observable that emits several values, releasing it on complete', async () => {
+    const { text } = await http().get('/c/stream').expect(200);
+    expect(text).toBe('3'); // Nest answers with the last value
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('commits a transaction when the handler succeeds', async () => {
+    const { body } = await http().post('/c/tx').send({ id: 1 }).expect(201);
+    expect(body).toEqual({ inTransaction: true });
+    expect(await rowExists(1)).toBe(true);
+  });
+
+  it('rolls back a transaction when the handler writes and then throws: no row is left', async () => {
+    await http().post('/c/tx').send({ id: 2, fail: true }).expect(400);
+    expect(await rowExists(2)).toBe(false);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+  });
+
+  it('begins the transaction with the isolation level and access mode asked for', async () => {
+    const { body } = await http().get('/c/iso').expect(200);
+    expect(body).toEqual({ iso: 'serializable', ro: 'on' });
+  });
+
+  it('uses the pool the handler names, overriding the controller', async () => {
+    const { body } = await http().get('/c/analytics').expect(200);
+    expect(body).toEqual({ app: appNameOf(analytics), same: true });
+    expect(analytics.checkedOutCount).toBe(0);
+  });
+
+  it('throws a clear error when currentConnection() is called outside a @UseConnection scope', () => {
+    expect(() => currentConnection()).toThrow(PoolUsageError);
+    expect(() => currentConnection('analytics')).toThrow(/^pool 'analytics': no connection in scope/);
+  });
+
+  /** Sends a raw request and destroys the socket once the server runs its statement. */
+  async function disconnectDuring(method: string, path: string, body = ''): Promise<void> {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await eventually('the handler is running its statement', async () => (await adminQuery(
+      "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep(20)%' AND state = 'active'",
+      [appNameOf(pool)])).length === 1);
+    socket.destroy();
+  }
+
+  it('cancels the statement and releases the connection when the HTTP client disconnects mid-request', async () => {
+    const startedAt = Date.now();
+    await disconnectDuring('GET', '/c/slow');
+    await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && pool.getStats().poolAvailable >= 1);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect((await adminQuery("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+      [appNameOf(pool)])).length).toBe(0);
+  });
+
+  it('rolls back the transaction of a request whose client disconnected', async () => {
+    await disconnectDuring('POST', '/c/slow-tx', JSON.stringify({ id: 3 }));
+    await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0);
+    expect(await rowExists(3)).toBe(false);
+  });
+
+  it('maps pool exhaustion to 503 with a short JSON body naming the pool and Retry-After', async () => {
+    const held = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
+    try {
+      const response = await http().get('/direct').expect(503);
+      expect(response.body).toEqual({
+        statusCode: 503, error: 'Service Unavailable', pool: 'default',
+        message: 'the database is busy: no connection became available in time; retry later',
+      });
+      expect(response.headers['retry-after']).toBe('1');
+    } finally {
+      held.forEach((client) => client.release());
+    }
+  });
+});
+
+describe('@UseConnection under exhaustion', () => {
+  let test: TestApp;
+
+  beforeAll(async () => {
+    test = await startApp({
+      imports: [PgPoolModule.forRoot({ connectionString: testUrlWithAppName(), min: 1, max: 1, acquireTimeoutMs: 200, maxWaiting: 1 })],
+      controllers: [ScopedController],
+      providers: [ScopeService],
+    });
+  });
+
+  afterAll(async () => {
+    await test.close();
+  });
+
+  it('answers 503, not a hang or a 500, when no connection frees up within acquireTimeoutMs', async () => {
+    const pool = test.registry.get();
+    const held = await pool.acquire();
+    try {
+      const response = await request(test.app.getHttpServer()).get('/c/same').expect(503);
+      expect(response.body.message).toMatch(/no connection became available in time/);
+      expect(JSON.stringify(response.body)).not.toMatch(/stack|at |127\.0\.0\.1/);
+    } finally {
+      held.release();
+    }
+  });
+
+  it('answers 503 at once when maxWaiting requests already wait', async () => {
+    const pool = test.registry.get();
+    const held = await pool.acquire();
+    try {
+      const waiting = pool.acquire({ timeoutMs: 5_000 });
+      const response = await request(test.app.getHttpServer()).get('/c/same').expect(503);
+      expect(response.body.message).toMatch(/too many requests are waiting/);
+      held.release();
+      (await waiting).release();
+    } finally {
+      if (pool.checkedOutCount > 0) held.release();
+    }
+  });
+});
