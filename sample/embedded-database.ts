@@ -6,6 +6,8 @@ export interface EmbeddedDatabase {
   url: string;
   port: number;
   dataDir: string;
+  /** Folders that had to be made searchable (o+x) for the `postgres` user, when run as root. */
+  openedUp: string[];
   stop(): Promise<void>;
 }
 
@@ -15,5 +17,5 @@ export async function startEmbeddedDatabase(): Promise<EmbeddedDatabase> {
   const port = Number(process.env.SAMPLE_PG_PORT ?? 54329);
   const server = PostgresServer.persistent({ dataDir, port, password: 'sample-dev-password' });
   await server.start();
-  return { url: server.url(), port, dataDir, stop: () => server.stop() };
+  return { url: server.url(), port, dataDir, openedUp: server.openedUp, stop: () => server.stop() };
 }

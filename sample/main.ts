@@ -16,6 +16,9 @@ async function main(): Promise<void> {
     embedded = await startEmbeddedDatabase();
     process.env.DATABASE_URL = embedded.url;
     logger.log(`DATABASE_URL is unset: started an embedded PostgreSQL on 127.0.0.1:${embedded.port} (data in ${embedded.dataDir})`);
+    if (embedded.openedUp.length > 0) {
+      logger.warn(`gave the postgres user search permission (o+x) on ${embedded.openedUp.join(', ')} to reach the data`);
+    }
   }
   const app = await NestFactory.create(AppModule, { abortOnError: false });
   const port = Number(process.env.PORT ?? 3000);

@@ -1,7 +1,7 @@
 // Plain JavaScript (ES module, JSDoc-typed) because jest's globalSetup loads this file
 // natively, without the TypeScript transform; the sample app uses it too.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -36,6 +36,8 @@ export class PostgresServer {
     this.port = port;
     this.password = password;
     this.owned = owned;
+    /** @type {string[]} */
+    this.openedUp = [];
   }
 
   /**
@@ -55,6 +57,8 @@ export class PostgresServer {
    */
   static persistent(options) {
     const server = new PostgresServer(options.dataDir, options.port, options.password, false);
+    /** Folders whose search permission had to be granted (see `makeReachable`). */
+    server.openedUp = makeReachable(dirname(options.dataDir));
     if (!existsSync(join(options.dataDir, 'PG_VERSION'))) server.#initialise();
     return server;
   }
@@ -153,6 +157,30 @@ export class PostgresServer {
     await this.stop();
     if (this.owned) rmSync(dirname(this.dataDir), { recursive: true, force: true });
   }
+}
+
+/**
+ * As root, the server runs as `postgres`, which must be able to reach its data directory.
+ * A checkout under a private folder (`mktemp -d` makes 0700 ones) blocks it: grant the
+ * search permission alone (o+x: no listing, no reading) on the folders in the way.
+ * Returns the folders changed, so the caller can say so.
+ * @param {string} dir
+ * @returns {string[]}
+ */
+function makeReachable(dir) {
+  const ids = runAs();
+  if (!ids) return [];
+  mkdirSync(dir, { recursive: true });
+  /** @type {string[]} */
+  const changed = [];
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const folder = `/${parts.slice(0, i).join('/')}`;
+    if (spawnSync('test', ['-x', folder], { ...ids }).status === 0) continue;
+    chmodSync(folder, statSync(folder).mode | 0o001);
+    changed.push(folder);
+  }
+  return changed;
 }
 
 /** @type {string | undefined} */
