@@ -59,6 +59,7 @@ export interface PgPoolEvents {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * A PostgreSQL connection pool after the psycopg 3 design: requests wait in a FIFO
@@ -72,13 +73,15 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private readonly settings: ResolvedPoolOptions;
   private poolState: PoolState = 'new';
   private readonly idle = new Deque<PoolConnection>();
-  private readonly waiting = new WaitingQueue<PoolConnection>();
+  private readonly waiting = new WaitingQueue<PooledClient>();
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
   private readonly maintainer: Maintainer;
   private counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private emptied: (() => void) | undefined;
+  /** The one timer for waiters on the default `acquireTimeoutMs` (see armQueueTimer). */
+  private queueTimer: NodeJS.Timeout | undefined;
   /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
   private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -188,20 +191,36 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * FIFO order until one is returned or opened, up to `timeoutMs`.
    * A pool that was never opened opens itself first, as `pg.Pool` does.
    */
-  async acquire(options: AcquireOptions = {}): Promise<PooledClient> {
+  acquire(options: AcquireOptions = {}): Promise<PooledClient> {
     const timeoutMs = options.timeoutMs ?? this.settings.acquireTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      return Promise.reject(new PoolUsageError(this.name, `acquire: \`timeoutMs\` must be a number >= 0, not ${String(timeoutMs)}`));
+    }
     if (this.poolState === 'new') void this.open();
     if (this.poolState !== 'open') {
       this.counters.requestsErrors++;
-      throw new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`);
+      return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
     }
     this.counters.requestsNum++;
-    while (this.waiting.length === 0 && this.idle.length > 0) {
-      const connection = (this.settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
-      if (this.settings.checkOnAcquire && !(await this.passesCheck(connection))) continue;
-      return this.checkOut(connection);
+    if (this.waiting.length === 0 && this.idle.length > 0) {
+      if (this.settings.checkOnAcquire) return this.acquireChecked(timeoutMs);
+      return Promise.resolve(this.checkOut(this.takeIdle()));
     }
-    return this.checkOut(await this.waitForConnection(timeoutMs));
+    return this.waitForConnection(timeoutMs);
+  }
+
+  /** acquire() with `checkOnAcquire`: idle connections that fail the check are dropped, the next is tried. */
+  private async acquireChecked(timeoutMs: number): Promise<PooledClient> {
+    while (this.waiting.length === 0 && this.idle.length > 0) {
+      const connection = this.takeIdle();
+      if (await this.passesCheck(connection)) return this.checkOut(connection);
+    }
+    return this.waitForConnection(timeoutMs);
+  }
+
+  /** The next idle connection: the oldest returned with 'fifo', the latest with 'lifo'. */
+  private takeIdle(): PoolConnection {
+    return (this.settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
   }
 
   /** `pg.Pool`-compatible alias of `acquire()`. */
@@ -214,7 +233,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.acquire(options);
   }
 
-  private waitForConnection(timeoutMs: number): Promise<PoolConnection> {
+  private waitForConnection(timeoutMs: number): Promise<PooledClient> {
     const { maxWaiting } = this.settings;
     if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
       this.counters.requestsErrors++;
@@ -223,22 +242,62 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         'the database is saturated: lower the load or raise max / maxWaiting'));
     }
     this.counters.requestsQueued++;
-    return new Promise<PoolConnection>((resolve, reject) => {
-      const waiter = new Waiter<PoolConnection>(Date.now(), resolve, reject);
+    return new Promise<PooledClient>((resolve, reject) => {
+      const now = Date.now();
+      const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
       this.waiting.push(waiter);
-      waiter.timer = setTimeout(() => this.timeOut(waiter, timeoutMs), timeoutMs);
+      if (timeoutMs === this.settings.acquireTimeoutMs) {
+        this.armQueueTimer(waiter.deadline);
+      } else {
+        waiter.timer = setTimeout(() => this.timeOut(waiter), timeoutMs);
+      }
       this.maintainer.fill();
     });
   }
 
-  private timeOut(waiter: Waiter<PoolConnection>, timeoutMs: number): void {
+  /**
+   * One timer for every waiter on the default timeout, not one each: they join the FIFO
+   * queue in deadline order, so the first of them is always the next to expire. A timer
+   * per waiter costs an object and a timer-list insert and removal per wait, which shows
+   * as a slower pool once thousands wait. Waiters with a timeout of their own keep a timer.
+   */
+  private armQueueTimer(deadline: number): void {
+    if (this.queueTimer) return;
+    this.queueTimer = setTimeout(() => this.expireWaiters(), Math.max(0, deadline - Date.now()));
+  }
+
+  /** The queue timer fired: time out the default waiters past their deadline, re-arm for the next. */
+  private expireWaiters(): void {
+    this.queueTimer = undefined;
+    const now = Date.now();
+    for (let waiter = this.waiting.first; waiter; ) {
+      const next = waiter.next;
+      if (!waiter.timer) {
+        if (waiter.deadline > now) return this.armQueueTimer(waiter.deadline);
+        this.timeOut(waiter);
+      }
+      waiter = next;
+    }
+  }
+
+  /** No one waits: a timer left armed would keep the process alive for nothing. */
+  private disarmQueueTimerIfIdle(): void {
+    if (this.waiting.length === 0 && this.queueTimer) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = undefined;
+    }
+  }
+
+  private timeOut(waiter: Waiter<PooledClient>): void {
     if (!this.waiting.remove(waiter)) return;
+    this.disarmQueueTimerIfIdle();
+    const now = Date.now();
     this.counters.requestsTimeouts++;
     this.counters.requestsErrors++;
-    this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
+    this.counters.requestsWaitMs += now - waiter.enqueuedAt;
     const failure = this.maintainer.failure;
     waiter.reject(new PoolTimeoutError(this.name,
-      `no connection available within ${timeoutMs} ms (${this.connections.size}/${this.settings.max} in use or opening, ` +
+      `no connection available within ${waiter.deadline - waiter.enqueuedAt} ms (${this.connections.size}/${this.settings.max} in use or opening, ` +
       `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.message}` : '')));
   }
 
@@ -282,36 +341,55 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * gets it. Broken: closed (the maintainer replaces it). Left inside a transaction:
    * `ROLLBACK`, counted in `returnsBad`. Then the `reset` hook. Resolves once it is back.
    */
-  private async release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
+  private release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
     // Closed by close() after its timeout while still checked out: nothing to return.
-    if (connection.state === 'closed') return;
+    if (connection.state === 'closed') return RESOLVED;
     const wasCheckedOut = connection.state === 'in-use';
     connection.state = 'returning';
     if (wasCheckedOut) {
       this.counters.usageMs += Date.now() - connection.checkedOutAt;
       this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
     }
-    if (destroy) return this.discard(connection, 'released-with-error');
+    if (destroy) {
+      this.discard(connection, 'released-with-error');
+      return RESOLVED;
+    }
+    // The common case, with nothing to wait for: back at once, no promise chain.
+    if (!connection.isLost && !connection.isBusy && !this.settings.reset) {
+      const status = connection.client.getTransactionStatus();
+      if (status !== 'T' && status !== 'E') {
+        this.reuse(connection);
+        return RESOLVED;
+      }
+    }
+    return this.inspect(connection);
+  }
+
+  /** The slow half of ReturnConnection: wait for the wire, then ROLLBACK and `reset` as needed. */
+  private async inspect(connection: PoolConnection): Promise<void> {
     if (connection.isBusy) await connection.whenIdle();
     if (connection.isLost) {
       this.counters.returnsBad++;
       return this.discardLost(connection, 'broken');
     }
     const status = connection.client.getTransactionStatus();
-    if (status === 'T' || status === 'E' || this.settings.reset) {
-      try {
-        if (status === 'T' || status === 'E') {
-          this.counters.returnsBad++;
-          await connection.client.query('ROLLBACK');
-        }
-        if (this.settings.reset) await this.settings.reset(connection.client);
-      } catch (error) {
-        this.settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
-          redactSecret(toError(error).message, passwordOf(this.settings)));
-        return this.discard(connection, 'reset-failed');
+    try {
+      if (status === 'T' || status === 'E') {
+        this.counters.returnsBad++;
+        await connection.client.query('ROLLBACK');
       }
-      if (connection.isLost) return this.discardLost(connection, 'broken');
+      if (this.settings.reset) await this.settings.reset(connection.client);
+    } catch (error) {
+      this.settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
+        redactSecret(toError(error).message, passwordOf(this.settings)));
+      return this.discard(connection, 'reset-failed');
     }
+    if (connection.isLost) return this.discardLost(connection, 'broken');
+    this.reuse(connection);
+  }
+
+  /** A returned connection that passed inspection: replaced if past its lifetime, else handed on. */
+  private reuse(connection: PoolConnection): void {
     if (connection.expiresAt <= Date.now()) return this.discard(connection, 'lifetime');
     this.adopt(connection);
   }
@@ -322,10 +400,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.connections.size > this.settings.max) return this.discard(connection, 'resize');
     const waiter = this.waiting.shift();
     if (waiter) {
-      clearTimeout(waiter.timer);
+      if (waiter.timer) clearTimeout(waiter.timer);
+      this.disarmQueueTimerIfIdle();
       this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
-      connection.state = 'in-use';
-      waiter.resolve(connection);
+      waiter.resolve(this.checkOut(connection));
       return;
     }
     connection.state = 'idle';
@@ -513,6 +591,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       clearTimeout(waiter.timer);
       waiter.reject(closed);
     }
+    this.disarmQueueTimerIfIdle();
     for (const waiter of this.openWaiters.splice(0)) waiter.reject(closed);
     for (const connection of this.idle.drain()) {
       connection.state = 'checking';

@@ -10,10 +10,13 @@ export class Waiter<T> {
   prev: Waiter<T> | undefined;
   next: Waiter<T> | undefined;
   queued = false;
+  /** Only for a timeout other than the pool's default; default ones share the queue's timer. */
   timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly enqueuedAt: number,
+    /** When this waiter gives up: `enqueuedAt + timeoutMs`. */
+    readonly deadline: number,
     readonly resolve: (value: T) => void,
     readonly reject: (error: Error) => void,
   ) {}
@@ -26,6 +29,11 @@ export class WaitingQueue<T> {
 
   get length(): number {
     return this.count;
+  }
+
+  /** The oldest waiter, left in the queue; follow `.next` to walk it. */
+  get first(): Waiter<T> | undefined {
+    return this.head;
   }
 
   push(waiter: Waiter<T>): void {

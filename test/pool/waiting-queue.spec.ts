@@ -1,7 +1,7 @@
 import { Waiter, WaitingQueue } from '../../lib/pool/waiting-queue.js';
 
 const waiter = (id: number): Waiter<number> & { id: number } =>
-  Object.assign(new Waiter<number>(id, () => undefined, () => undefined), { id });
+  Object.assign(new Waiter<number>(id, id, () => undefined, () => undefined), { id });
 
 describe('WaitingQueue', () => {
   it('serves waiters first in, first out', () => {
