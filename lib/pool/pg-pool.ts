@@ -484,7 +484,18 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   query<R extends unknown[] = unknown[]>(config: QueryArrayConfig, values?: unknown[]): Promise<QueryArrayResult<R>>;
   query<R extends QueryResultRow = QueryResultRow>(textOrConfig: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
   query(textOrConfig: string | QueryConfig | QueryArrayConfig, values?: unknown[]): Promise<QueryResult | QueryArrayResult> {
-    return this.withConnection((client) => client.query(textOrConfig as QueryConfig, values));
+    // Released as soon as the result is in, not after the caller's continuation: the
+    // next waiter's statement goes out in the same turn (pg.Pool does the same).
+    return this.acquire().then((client) => client.query(textOrConfig as QueryConfig, values).then(
+      (result) => {
+        client.release();
+        return result;
+      },
+      (error: unknown) => {
+        client.release();
+        throw error;
+      },
+    ));
   }
 
   /** A snapshot of the pool's gauges and counters (psycopg_pool's names). */

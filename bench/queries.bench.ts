@@ -1,0 +1,103 @@
+import pg from 'pg';
+import postgres from 'postgres';
+import { PgPool } from 'nestjs-pg-pool';
+import { formatNumber, interleaved, median, percentile, printTable, ratio } from './measure.js';
+
+type Subject = 'PgPool' | 'pg.Pool' | 'postgres.js';
+const SUBJECTS: readonly Subject[] = ['PgPool', 'pg.Pool', 'postgres.js'];
+const MAX = 10;
+const CONCURRENCY = [1, 16, 256];
+const OPS_PER_ROUND = 6_000;
+const ROUNDS = 5;
+
+/** What both pools offer that the benchmark uses. */
+interface QueryPool {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+interface Runner {
+  selectOne(): Promise<unknown>;
+  fetchRow(id: number): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+function runner(subject: Subject, url: string): Runner {
+  if (subject === 'postgres.js') {
+    const sql = postgres(url, { max: MAX, onnotice: () => undefined });
+    return {
+      selectOne: () => sql`SELECT 1`,
+      fetchRow: (id) => sql`SELECT id, name, score FROM bench_rows WHERE id = ${id}`,
+      end: () => sql.end(),
+    };
+  }
+  const pool: QueryPool = subject === 'PgPool'
+    ? new PgPool({ connectionString: url, min: MAX, max: MAX })
+    : new pg.Pool({ connectionString: url, max: MAX });
+  return {
+    selectOne: () => pool.query('SELECT 1'),
+    fetchRow: (id) => pool.query('SELECT id, name, score FROM bench_rows WHERE id = $1', [id]),
+    end: () => pool.end(),
+  };
+}
+
+interface RoundResult { opsPerSecond: number; p50: number; p99: number }
+
+async function round(run: Runner, concurrency: number, kind: 'select1' | 'row'): Promise<RoundResult> {
+  const latencies: number[] = [];
+  const perWorker = Math.ceil(OPS_PER_ROUND / concurrency);
+  const worker = async (w: number): Promise<void> => {
+    for (let i = 0; i < perWorker; i++) {
+      const startedAt = performance.now();
+      await (kind === 'select1' ? run.selectOne() : run.fetchRow(((w * perWorker + i) % 1000) + 1));
+      latencies.push(performance.now() - startedAt);
+    }
+  };
+  const startedAt = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const seconds = (performance.now() - startedAt) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { opsPerSecond: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+export async function queriesBenchmark(url: string): Promise<Record<string, number>> {
+  const setup = new pg.Client(url);
+  await setup.connect();
+  await setup.query('CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, name text, score float8)');
+  await setup.query("INSERT INTO bench_rows SELECT i, 'name ' || i, random() FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING");
+  await setup.end();
+
+  const runners = Object.fromEntries(SUBJECTS.map((s) => [s, runner(s, url)])) as Record<Subject, Runner>;
+  const figures: Record<string, number> = {};
+  const rows: string[][] = [];
+  try {
+    for (const kind of ['select1', 'row'] as const) {
+      for (const concurrency of CONCURRENCY) {
+        // Warm every pool to max before measuring.
+        for (const subject of SUBJECTS) await round(runners[subject], MAX, kind);
+        const results = await interleaved(SUBJECTS, ROUNDS, (subject) => round(runners[subject], concurrency, kind));
+        const summary = (subject: Subject) => ({
+          ops: median(results[subject].map((r) => r.opsPerSecond)),
+          p50: median(results[subject].map((r) => r.p50)),
+          p99: median(results[subject].map((r) => r.p99)),
+        });
+        const ours = summary('PgPool');
+        const pgPool = summary('pg.Pool');
+        const pgjs = summary('postgres.js');
+        figures[`${kind}@${concurrency}:throughput-vs-pg`] = ours.ops / pgPool.ops;
+        figures[`${kind}@${concurrency}:p99-vs-pg`] = ours.p99 / pgPool.p99;
+        rows.push([kind === 'select1' ? 'SELECT 1' : 'row by id', String(concurrency),
+          formatNumber(ours.ops), formatNumber(pgPool.ops), formatNumber(pgjs.ops),
+          ratio(ours.ops, pgPool.ops), ratio(ours.ops, pgjs.ops),
+          `${ours.p50.toFixed(2)} / ${ours.p99.toFixed(2)}`, `${pgPool.p50.toFixed(2)} / ${pgPool.p99.toFixed(2)}`,
+          `${pgjs.p50.toFixed(2)} / ${pgjs.p99.toFixed(2)}`]);
+      }
+    }
+  } finally {
+    await Promise.all(SUBJECTS.map((s) => runners[s].end()));
+  }
+  printTable(`2. Real queries, max ${MAX}, ${formatNumber(OPS_PER_ROUND)} queries a round, median of ${ROUNDS} interleaved rounds (latency in ms)`,
+    ['query', 'conc.', 'PgPool q/s', 'pg.Pool q/s', 'postgres.js q/s', 'vs pg.Pool', 'vs postgres.js',
+      'PgPool p50/p99', 'pg.Pool p50/p99', 'postgres.js p50/p99'], rows);
+  return figures;
+}

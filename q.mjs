@@ -1,0 +1,11 @@
+import pg from 'pg';
+import { PgPool } from 'nestjs-pg-pool';
+const url = process.env.URL;
+const kind = process.argv[2]; const conc = Number(process.argv[3] ?? 16);
+const pool = kind === 'ours' ? new PgPool({ connectionString: url, min: 10, max: 10, ...(process.argv[4] ? { order: process.argv[4] } : {}) }) : new pg.Pool({ connectionString: url, max: 10 });
+const N = 20000;
+const run = async () => { const per = N / conc; await Promise.all(Array.from({ length: conc }, async () => { for (let i = 0; i < per; i++) await pool.query('SELECT 1'); })); };
+await run();
+const t = performance.now(); await run(); const s = (performance.now() - t) / 1000;
+console.log(kind, process.argv[4] ?? '', conc, Math.round(N / s), 'q/s');
+await pool.end();
