@@ -12,12 +12,18 @@ export function percentile(sortedValues: number[], p: number): number {
   return sortedValues[Math.max(0, index)];
 }
 
-/** Runs `fn` `rounds` times for each subject, interleaved (A B C A B C …) so drift hits all alike. */
+/**
+ * Runs `fn` `rounds` times for each subject, interleaved and rotated (A B C, B C A, C A B …)
+ * so that drift and position in the round hit every subject alike.
+ */
 export async function interleaved<S extends string, R>(subjects: readonly S[], rounds: number,
   fn: (subject: S, round: number) => Promise<R>): Promise<Record<S, R[]>> {
   const results = Object.fromEntries(subjects.map((s) => [s, [] as R[]])) as Record<S, R[]>;
   for (let round = 0; round < rounds; round++) {
-    for (const subject of subjects) results[subject].push(await fn(subject, round));
+    for (let i = 0; i < subjects.length; i++) {
+      const subject = subjects[(i + round) % subjects.length];
+      results[subject].push(await fn(subject, round));
+    }
   }
   return results;
 }

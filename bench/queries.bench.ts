@@ -7,8 +7,8 @@ type Subject = 'PgPool' | 'pg.Pool' | 'postgres.js';
 const SUBJECTS: readonly Subject[] = ['PgPool', 'pg.Pool', 'postgres.js'];
 const MAX = 10;
 const CONCURRENCY = [1, 16, 256];
-const OPS_PER_ROUND = 6_000;
-const ROUNDS = 5;
+const OPS_PER_ROUND = 15_000;
+const ROUNDS = 6;
 
 /** What both pools offer that the benchmark uses. */
 interface QueryPool {

@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
 import { burstBenchmark } from './burst.bench.js';
+import { httpBenchmark } from './http.bench.js';
 import { memoryBenchmark } from './memory.bench.js';
 import { overheadBenchmark } from './overhead.bench.js';
 import { queriesBenchmark } from './queries.bench.js';
@@ -14,6 +15,7 @@ const sections: Record<string, (url: string) => Promise<unknown>> = {
   overhead: () => overheadBenchmark(),
   queries: queriesBenchmark,
   burst: burstBenchmark,
+  http: httpBenchmark,
   memory: memoryBenchmark,
 };
 
