@@ -270,13 +270,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private expireWaiters(): void {
     this.queueTimer = undefined;
     const now = Date.now();
-    for (let waiter = this.waiting.first; waiter; ) {
-      const next = waiter.next;
-      if (!waiter.timer) {
-        if (waiter.deadline > now) return this.armQueueTimer(waiter.deadline);
-        this.timeOut(waiter);
-      }
-      waiter = next;
+    for (const waiter of this.waiting) {
+      if (waiter.timer) continue;
+      if (waiter.deadline > now) return this.armQueueTimer(waiter.deadline);
+      this.timeOut(waiter);
     }
   }
 

@@ -1,14 +1,8 @@
-/**
- * Requests waiting for a connection, served strictly first-in first-out.
- *
- * A doubly linked list rather than an array: a waiter that times out leaves from the
- * middle of the queue, and that must be O(1) too, or a long queue of short timeouts
- * turns every timeout into a scan.
- */
+import { Deque } from './deque.js';
+
+/** A request waiting for a connection. */
 export class Waiter<T> {
-  /** Set by the queue; `undefined` once the waiter has left it. */
-  prev: Waiter<T> | undefined;
-  next: Waiter<T> | undefined;
+  /** True while the waiter is in the queue; false once served, timed out or cancelled. */
   queued = false;
   /** Only for a timeout other than the pool's default; default ones share the queue's timer. */
   timer: NodeJS.Timeout | undefined;
@@ -22,45 +16,46 @@ export class Waiter<T> {
   ) {}
 }
 
+/**
+ * Requests waiting for a connection, served strictly first-in first-out.
+ *
+ * A ring-buffer deque with lazy removal: a waiter that times out is only marked, in
+ * O(1), and skipped when it reaches the front. Waiters hold no links to each other,
+ * which keeps each one small and cheap for the garbage collector when thousands wait
+ * (a linked list's next pointers made every new waiter reachable from an old one).
+ * Marked waiters are compacted away once they outnumber the live ones, so memory stays
+ * proportional to the queue.
+ */
 export class WaitingQueue<T> {
-  private head: Waiter<T> | undefined;
-  private tail: Waiter<T> | undefined;
+  private readonly items = new Deque<Waiter<T>>(64);
   private count = 0;
 
   get length(): number {
     return this.count;
   }
 
-  /** The oldest waiter, left in the queue; follow `.next` to walk it. */
-  get first(): Waiter<T> | undefined {
-    return this.head;
-  }
-
   push(waiter: Waiter<T>): void {
-    waiter.prev = this.tail;
-    waiter.next = undefined;
-    if (this.tail) this.tail.next = waiter;
-    else this.head = waiter;
-    this.tail = waiter;
+    // Compact here rather than in remove(), so that iterating while removing stays safe.
+    if (this.items.length > 2 * this.count + 64) this.compact();
     waiter.queued = true;
+    this.items.pushBack(waiter);
     this.count++;
   }
 
   /** The oldest waiter, taken out of the queue. */
   shift(): Waiter<T> | undefined {
-    const waiter = this.head;
-    if (waiter) this.remove(waiter);
-    return waiter;
+    for (let waiter = this.items.popFront(); waiter; waiter = this.items.popFront()) {
+      if (!waiter.queued) continue;
+      waiter.queued = false;
+      this.count--;
+      return waiter;
+    }
+    return undefined;
   }
 
   /** Takes a waiter out wherever it stands; false if it had already left. */
   remove(waiter: Waiter<T>): boolean {
     if (!waiter.queued) return false;
-    if (waiter.prev) waiter.prev.next = waiter.next;
-    else this.head = waiter.next;
-    if (waiter.next) waiter.next.prev = waiter.prev;
-    else this.tail = waiter.prev;
-    waiter.prev = waiter.next = undefined;
     waiter.queued = false;
     this.count--;
     return true;
@@ -71,5 +66,14 @@ export class WaitingQueue<T> {
     const all: Array<Waiter<T>> = [];
     for (let waiter = this.shift(); waiter; waiter = this.shift()) all.push(waiter);
     return all;
+  }
+
+  /** The waiters still queued, oldest first. Safe to `remove()` while iterating (not to push). */
+  *[Symbol.iterator](): IterableIterator<Waiter<T>> {
+    for (const waiter of this.items) if (waiter.queued) yield waiter;
+  }
+
+  private compact(): void {
+    for (const waiter of this.items.drain()) if (waiter.queued) this.items.pushBack(waiter);
   }
 }

@@ -56,6 +56,33 @@ describe('acquire', () => {
     holder.release();
   });
 
+  it('times out default and per-call timeouts each on its own deadline, in deadline order', async () => {
+    const pool = createTestPool({ min: 1, max: 1, acquireTimeoutMs: 300 });
+    const holder = await pool.acquire();
+    const order: string[] = [];
+    const track = (name: string, promise: Promise<unknown>) => promise.then(
+      (client) => { order.push(`${name}:served`); (client as { release(): void }).release(); },
+      (error: Error) => order.push(`${name}:${error.name}`));
+    const all = [
+      track('a', pool.acquire()),
+      track('b', pool.acquire({ timeoutMs: 50 })),
+      track('c', pool.acquire()),
+      track('d', pool.acquire({ timeoutMs: 10_000 })),
+    ];
+    await eventually('a, b and c timed out', () => order.length === 3);
+    expect(order).toEqual(['b:PoolTimeoutError', 'a:PoolTimeoutError', 'c:PoolTimeoutError']);
+    holder.release();
+    await Promise.all(all);
+    expect(order[3]).toBe('d:served');
+    expect(pool.getStats()).toMatchObject({ requestsTimeouts: 3, requestsWaiting: 0 });
+  });
+
+  it('rejects a negative or non-numeric timeout with a PoolUsageError', async () => {
+    const pool = createTestPool({ name: 'picky', min: 0, max: 1 });
+    await expect(pool.acquire({ timeoutMs: -1 })).rejects.toThrow(/^pool 'picky': acquire: `timeoutMs` must be a number >= 0, not -1/);
+    await expect(pool.acquire({ timeoutMs: Number.NaN })).rejects.toThrow(/not NaN/);
+  });
+
   it('refuses at once with TooManyRequestsError when maxWaiting requests already wait', async () => {
     const pool = createTestPool({ name: 'busy', min: 1, max: 1, maxWaiting: 2 });
     const holder = await pool.acquire();

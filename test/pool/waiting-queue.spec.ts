@@ -32,4 +32,31 @@ describe('WaitingQueue', () => {
     expect(queue.remove(first)).toBe(false);
     expect(queue.length).toBe(0);
   });
+
+  it('keeps FIFO order across many removals from the middle and the compactions they cause', () => {
+    const queue = new WaitingQueue<number>();
+    const all = Array.from({ length: 1000 }, (_, i) => waiter(i));
+    all.forEach((w) => queue.push(w));
+    all.filter((w) => w.id % 10 !== 0).forEach((w) => queue.remove(w));
+    const late = Array.from({ length: 200 }, (_, i) => waiter(1000 + i));
+    late.forEach((w) => queue.push(w)); // pushes compact the removed ones away
+    expect(queue.length).toBe(300);
+    expect(queue.drain().map((w) => w.id)).toEqual([...all.filter((w) => w.id % 10 === 0), ...late].map((w) => w.id));
+  });
+
+  it('lets waiters be removed while iterating, and iterates only the queued ones', () => {
+    const queue = new WaitingQueue<number>();
+    const all = [1, 2, 3, 4, 5].map(waiter);
+    all.forEach((w) => queue.push(w));
+    queue.remove(all[1]);
+    const seen: number[] = [];
+    for (const w of queue) {
+      seen.push((w as typeof all[number]).id);
+      if (w === all[2]) queue.remove(all[3]);
+      queue.remove(w);
+    }
+    expect(seen).toEqual([1, 3, 5]);
+    expect(queue.length).toBe(0);
+    expect(queue.shift()).toBeUndefined();
+  });
 });
