@@ -51,7 +51,7 @@ describe('WaitingQueue', () => {
     queue.remove(all[1]);
     const seen: number[] = [];
     for (const w of queue) {
-      seen.push((w as typeof all[number]).id);
+      seen.push(w.enqueuedAt);
       if (w === all[2]) queue.remove(all[3]);
       queue.remove(w);
     }
