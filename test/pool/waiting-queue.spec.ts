@@ -41,7 +41,7 @@ describe('WaitingQueue', () => {
     const late = Array.from({ length: 200 }, (_, i) => waiter(1000 + i));
     late.forEach((w) => queue.push(w)); // pushes compact the removed ones away
     expect(queue.length).toBe(300);
-    expect(queue.drain().map((w) => w.id)).toEqual([...all.filter((w) => w.id % 10 === 0), ...late].map((w) => w.id));
+    expect(queue.drain().map((w) => w.enqueuedAt)).toEqual([...all.filter((w) => w.id % 10 === 0), ...late].map((w) => w.id));
   });
 
   it('lets waiters be removed while iterating, and iterates only the queued ones', () => {
