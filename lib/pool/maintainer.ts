@@ -20,6 +20,8 @@ export interface MaintainedPool {
   idleConnections(): Iterable<PoolConnection>;
   /** Takes an idle connection out of the deque for a check; false if it is no longer idle. */
   takeIdle(connection: PoolConnection): boolean;
+  /** Runs the pool's check (checkOnAcquire's, or `SELECT 1`) within connectTimeoutMs; false if it failed. */
+  check(connection: PoolConnection): Promise<boolean>;
   /** A new or checked connection: to the oldest waiter, else to the idle deque. */
   adopt(connection: PoolConnection): void;
   /** Closes a connection and forgets it. */
@@ -221,22 +223,14 @@ export class Maintainer {
 
     if (options.keepaliveIntervalMs > 0 && now - this.lastKeepaliveAt >= options.keepaliveIntervalMs) {
       this.lastKeepaliveAt = now;
-      const check = options.checkOnAcquire ?? ((client) => client.query('SELECT 1'));
       const taken = [...this.pool.idleConnections()].filter((c) => this.pool.takeIdle(c));
       run.keepaliveChecked = taken.length;
       await Promise.all(taken.map(async (connection) => {
-        try {
-          await check(connection.client);
-        } catch {
-          run.keepaliveFailed++;
-          this.pool.discardLost(connection, 'keepalive');
-          return;
-        }
-        if (connection.isLost) {
-          run.keepaliveFailed++;
-          this.pool.discardLost(connection, 'keepalive');
-        } else {
+        if (await this.pool.check(connection)) {
           this.pool.adopt(connection);
+        } else {
+          run.keepaliveFailed++;
+          this.pool.discardLost(connection, 'keepalive');
         }
       }));
     }

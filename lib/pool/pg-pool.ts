@@ -12,7 +12,7 @@ import {
 } from './errors.js';
 import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
-import { resolvePoolOptions, selectOneCheck, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { resolvePoolOptions, selectOneCheck, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { describeTarget, redactSecret } from './redact.js';
@@ -60,6 +60,11 @@ export interface PgPoolEvents {
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 const RESOLVED: Promise<void> = Promise.resolve();
+
+/** The stack of the code calling acquire(), without the pool's own frames. */
+function acquiringStack(): string {
+  return (new Error('acquired here').stack ?? '').split('\n').slice(2).join('\n');
+}
 
 /**
  * A PostgreSQL connection pool after the psycopg 3 design: requests wait in a FIFO
@@ -202,20 +207,25 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
     }
     this.counters.requestsNum++;
+    // With leak detection on, where the client was asked for: the caller's stack, now.
+    const origin = this.settings.leakDetectionMs > 0 ? acquiringStack() : undefined;
     if (this.waiting.length === 0 && this.idle.length > 0) {
-      if (this.settings.checkOnAcquire) return this.acquireChecked(timeoutMs);
-      return Promise.resolve(this.checkOut(this.takeIdle()));
+      if (this.settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
+      return Promise.resolve(this.checkOut(this.takeIdle(), origin));
     }
-    return this.waitForConnection(timeoutMs);
+    return this.waitForConnection(timeoutMs, origin);
   }
 
   /** acquire() with `checkOnAcquire`: idle connections that fail the check are dropped, the next is tried. */
-  private async acquireChecked(timeoutMs: number): Promise<PooledClient> {
+  private async acquireChecked(timeoutMs: number, origin: string | undefined): Promise<PooledClient> {
+    // The checks count against the request's own deadline: a black-holed server must
+    // not hold the caller past it.
+    const deadline = Date.now() + timeoutMs;
     while (this.waiting.length === 0 && this.idle.length > 0) {
       const connection = this.takeIdle();
-      if (await this.passesCheck(connection)) return this.checkOut(connection);
+      if (await this.passesCheck(connection, Math.max(1, deadline - Date.now()))) return this.checkOut(connection, origin);
     }
-    return this.waitForConnection(timeoutMs);
+    return this.waitForConnection(Math.max(0, deadline - Date.now()), origin);
   }
 
   /** The next idle connection: the oldest returned with 'fifo', the latest with 'lifo'. */
@@ -233,7 +243,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.acquire(options);
   }
 
-  private waitForConnection(timeoutMs: number): Promise<PooledClient> {
+  private waitForConnection(timeoutMs: number, origin?: string): Promise<PooledClient> {
     const { maxWaiting } = this.settings;
     if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
       this.counters.requestsErrors++;
@@ -245,6 +255,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return new Promise<PooledClient>((resolve, reject) => {
       const now = Date.now();
       const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
+      waiter.origin = origin;
       this.waiting.push(waiter);
       if (timeoutMs === this.settings.acquireTimeoutMs) {
         this.armQueueTimer(waiter.deadline);
@@ -299,11 +310,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /** Runs the acquire-time check on a connection taken from the deque; false if it was dropped. */
-  private async passesCheck(connection: PoolConnection): Promise<boolean> {
+  private async passesCheck(connection: PoolConnection, timeoutMs = this.settings.connectTimeoutMs): Promise<boolean> {
     connection.state = 'checking';
     try {
       if (connection.isLost) throw connection.lostWith;
-      await (this.settings.checkOnAcquire ?? selectOneCheck)(connection.client);
+      await this.runCheck(connection, this.settings.checkOnAcquire ?? selectOneCheck, timeoutMs);
       if (connection.isLost) throw connection.lostWith;
       return true;
     } catch {
@@ -312,23 +323,51 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
   }
 
-  private checkOut(connection: PoolConnection): PooledClient {
+  /**
+   * Runs a check (checkOnAcquire, keepalive) on a connection the pool holds, within
+   * `connectTimeoutMs` at most: a server that stopped answering fails the check instead
+   * of hanging it. The user's guard is lifted for the check's own queries.
+   */
+  private async runCheck(connection: PoolConnection, check: ClientHook, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = Math.min(timeoutMs, this.settings.connectTimeoutMs || timeoutMs);
+    connection.unguard();
+    try {
+      await Promise.race([
+        check(connection.client),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`check timed out after ${limit} ms`)), limit);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      connection.guard(this.usedAfterRelease);
+    }
+  }
+
+  private checkOut(connection: PoolConnection, origin?: string): PooledClient {
     connection.state = 'in-use';
     connection.checkedOutAt = Date.now();
+    connection.unguard();
     const checkout = ++connection.checkouts;
     const client = connection.client as PooledClient;
     let returned: Promise<void> | undefined;
+    const giveBack = (destroy: Error | boolean | undefined): Promise<void> => {
+      connection.guard(this.usedAfterRelease);
+      return this.release(connection, destroy);
+    };
     client.release = (destroy?: Error | boolean) => {
       if (returned || connection.checkouts !== checkout) {
         throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
           'release each client exactly once (withConnection() does it for you)');
       }
-      returned = this.release(connection, destroy);
+      returned = giveBack(destroy);
     };
     client[Symbol.asyncDispose] = () => {
-      if (!returned && connection.checkouts === checkout) returned = this.release(connection, false);
+      if (!returned && connection.checkouts === checkout) returned = giveBack(false);
       return returned ?? Promise.resolve();
     };
+    if (origin !== undefined) this.watchForLeak(connection, checkout, origin);
     this.emit('acquire', client);
     return client;
   }
@@ -339,6 +378,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * `ROLLBACK`, counted in `returnsBad`. Then the `reset` hook. Resolves once it is back.
    */
   private release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
+    if (connection.leakTimer) this.clearLeakWatch(connection);
     // Closed by close() after its timeout while still checked out: nothing to return.
     if (connection.state === 'closed') return RESOLVED;
     const wasCheckedOut = connection.state === 'in-use';
@@ -373,9 +413,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     try {
       if (status === 'T' || status === 'E') {
         this.counters.returnsBad++;
-        await connection.client.query('ROLLBACK');
+        await connection.rawQuery('ROLLBACK');
       }
-      if (this.settings.reset) await this.settings.reset(connection.client);
+      if (this.settings.reset) {
+        connection.unguard();
+        try {
+          await this.settings.reset(connection.client);
+        } finally {
+          connection.guard(this.usedAfterRelease);
+        }
+      }
     } catch (error) {
       this.settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
         redactSecret(toError(error).message, passwordOf(this.settings)));
@@ -400,7 +447,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       if (waiter.timer) clearTimeout(waiter.timer);
       this.disarmQueueTimerIfIdle();
       this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
-      waiter.resolve(this.checkOut(connection));
+      waiter.resolve(this.checkOut(connection, waiter.origin));
       return;
     }
     connection.state = 'idle';
@@ -443,6 +490,29 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     // re-emit to listeners, since the pool has already handled it.
     if (this.listenerCount('error') > 0) this.emit('error', error, connection.client);
   }
+
+  /** Arms leak detection for this checkout: one warning, with the acquiring stack. */
+  private watchForLeak(connection: PoolConnection, checkout: number, acquiredAt: string): void {
+    const limit = this.settings.leakDetectionMs;
+    connection.leakTimer = setTimeout(() => {
+      if (connection.checkouts !== checkout || connection.state !== 'in-use') return;
+      this.counters.leaksDetected++;
+      this.settings.logger.warn(`pool '${this.name}': a client has been checked out for more than ${limit} ms ` +
+        `(leakDetectionMs); it was acquired at:\n${acquiredAt}`);
+    }, limit);
+    connection.leakTimer.unref();
+  }
+
+  private clearLeakWatch(connection: PoolConnection): void {
+    clearTimeout(connection.leakTimer);
+    connection.leakTimer = undefined;
+  }
+
+  /** What `client.query` does once its user released it (see PoolConnection.guard). */
+  private readonly usedAfterRelease = (): never => {
+    throw new PoolUsageError(this.name, 'client.query() called after release(): the client is back in the pool ' +
+      'and may belong to another request now; keep using it only until you release it');
+  };
 
   /** Runs `fn` with a connection and releases it however `fn` ends. */
   async withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
@@ -658,6 +728,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         connection.state = 'checking';
         return true;
       },
+      check: (connection) => this.runCheck(connection, this.settings.checkOnAcquire ?? selectOneCheck, this.settings.connectTimeoutMs)
+        .then(() => !connection.isLost, () => false),
       adopt: (connection) => this.adopt(connection),
       discard: (connection, reason) => this.discard(connection, reason),
       discardLost: (connection, reason) => this.discardLost(connection, reason),

@@ -1,5 +1,7 @@
 import type { Client } from 'pg';
 
+type QueryMethod = (...args: unknown[]) => unknown;
+
 /**
  * Where a connection is in its life. Exactly one of these at a time, and the pool's
  * bookkeeping (the idle deque, the checked-out count) follows it:
@@ -36,6 +38,10 @@ export class PoolConnection {
   /** Bumped at each checkout, so a `release` kept from an earlier checkout is recognised. */
   checkouts = 0;
   checkedOutAt = 0;
+  /** Armed at checkout with `leakDetectionMs`: warns if the client is held too long. */
+  leakTimer: NodeJS.Timeout | undefined;
+  /** The client's own `query`, for the pool's statements while the user's handle is guarded. */
+  private readonly ownQuery: QueryMethod;
 
   constructor(
     readonly client: Client,
@@ -44,6 +50,26 @@ export class PoolConnection {
     readonly expiresAt: number,
   ) {
     this.idleSince = createdAt;
+    this.ownQuery = (client as unknown as { query: QueryMethod }).query;
+  }
+
+  /**
+   * After `release()` the user's handle must not work any more: the client may already
+   * be someone else's. `client.query` is shadowed by one that throws until the next
+   * checkout (pg.Pool lets such a query run on another request's connection).
+   */
+  guard(usedAfterRelease: QueryMethod): void {
+    (this.client as unknown as { query: QueryMethod }).query = usedAfterRelease;
+  }
+
+  /** Gives `client.query` back: at checkout, and around the pool's own hooks (reset, checks). */
+  unguard(): void {
+    (this.client as unknown as { query: QueryMethod }).query = this.ownQuery;
+  }
+
+  /** Runs a statement of the pool's own (ROLLBACK) whatever the guard. */
+  rawQuery(text: string): Promise<unknown> {
+    return this.ownQuery.call(this.client, text) as Promise<unknown>;
   }
 
   get isLost(): boolean {

@@ -64,8 +64,17 @@ export interface PgPoolOptions {
   order?: 'fifo' | 'lifo';
   /** The maintainer checks idle connections this often; 0 = off. Default 0. */
   keepaliveIntervalMs?: number;
-  /** How long opening one connection may take (TCP, TLS, auth). Default 10000. */
+  /**
+   * How long opening one connection may take (TCP, TLS, auth); also the longest a
+   * `checkOnAcquire` or keepalive check may take before the connection counts as dead.
+   * Default 10000.
+   */
   connectTimeoutMs?: number;
+  /**
+   * HikariCP's leak detection: a client checked out longer than this is reported once,
+   * at warn level, with the stack of the code that acquired it. 0 = off (default).
+   */
+  leakDetectionMs?: number;
   /**
    * Whether the pool schedules its own maintenance passes. Default true; the Nest module
    * sets false and its `PgPoolMaintenanceService` calls `runMaintenance()` instead.
@@ -97,6 +106,7 @@ export interface ResolvedPoolOptions {
   order: 'fifo' | 'lifo';
   keepaliveIntervalMs: number;
   connectTimeoutMs: number;
+  leakDetectionMs: number;
   scheduleMaintenance: boolean;
   logger: PoolLogger;
   Client: ClientConstructor;
@@ -115,13 +125,14 @@ export const POOL_DEFAULTS = {
   order: 'fifo',
   keepaliveIntervalMs: 0,
   connectTimeoutMs: 10_000,
+  leakDetectionMs: 0,
 } as const;
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
-  'connectTimeoutMs', 'scheduleMaintenance', 'logger', 'Client',
+  'connectTimeoutMs', 'leakDetectionMs', 'scheduleMaintenance', 'logger', 'Client',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -208,6 +219,7 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     order,
     keepaliveIntervalMs: duration('keepaliveIntervalMs', 0),
     connectTimeoutMs,
+    leakDetectionMs: duration('leakDetectionMs', 0),
     scheduleMaintenance: options.scheduleMaintenance ?? true,
     logger: options.logger ?? defaultPoolLogger,
     Client: options.Client ?? Client,

@@ -36,6 +36,8 @@ export interface PoolStats {
   connectionsLost: number;
   /** Counter: total time connections spent checked out by clients, in ms. */
   usageMs: number;
+  /** Counter: clients held longer than `leakDetectionMs` (HikariCP's leak detection). */
+  leaksDetected: number;
 }
 
 export type PoolCounterName = Exclude<
@@ -59,5 +61,6 @@ export function zeroCounters(): PoolCounters {
     connectionsErrors: 0,
     connectionsLost: 0,
     usageMs: 0,
+    leaksDetected: 0,
   };
 }

@@ -6,6 +6,8 @@ export class Waiter<T> {
   queued = false;
   /** Only for a timeout other than the pool's default; default ones share the queue's timer. */
   timer: NodeJS.Timeout | undefined;
+  /** With leak detection: the stack of the code that asked. */
+  origin: string | undefined;
 
   constructor(
     readonly enqueuedAt: number,

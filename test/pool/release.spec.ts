@@ -1,5 +1,5 @@
 import { PoolUsageError, type PooledClient } from '../../lib/index.js';
-import { appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database.js';
+import { appNameOf, backendCount, createTestPool, eventually, recordingLogger, terminateBackends } from '../support/database.js';
 
 const pidOf = (client: PooledClient): number => (client as unknown as { processID: number }).processID;
 
@@ -47,6 +47,33 @@ describe('release', () => {
     // The pool waited: the first query had finished before the client came back.
     await expect(Promise.race([running, Promise.resolve('still running')])).resolves.toMatchObject({ rows: [{ seven: 7 }] });
     next.release();
+  });
+
+  it('refuses a query on a client after its release, and lets the next checkout use it', async () => {
+    const pool = createTestPool({ name: 'strict', min: 1, max: 1 });
+    const client = await pool.acquire();
+    client.release();
+    expect(() => client.query('SELECT 1')).toThrow(PoolUsageError);
+    await expect((async () => client.query('SELECT 1'))()).rejects.toThrow(/^pool 'strict': client.query\(\) called after release\(\)/);
+    const again = await pool.acquire();
+    expect((await again.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    again.release();
+  });
+
+  it('warns once, with the acquiring stack, about a client held longer than leakDetectionMs', async () => {
+    const lines: string[] = [];
+    const pool = createTestPool({ min: 1, max: 1, leakDetectionMs: 50, logger: recordingLogger(lines) });
+    const holdItTooLong = async (): Promise<PooledClient> => pool.acquire();
+    const client = await holdItTooLong();
+    await eventually('the leak is reported', () => lines.some((l) => l.startsWith('warn: ')));
+    const warning = lines.find((l) => l.startsWith('warn: ')) as string;
+    expect(warning).toMatch(/a client has been checked out for more than 50 ms \(leakDetectionMs\); it was acquired at:/);
+    expect(warning).toContain('holdItTooLong');
+    expect(pool.getStats().leaksDetected).toBe(1);
+    client.release();
+    const quick = await pool.acquire();
+    quick.release();
+    expect(pool.getStats().leaksDetected).toBe(1);
   });
 
   it('throws a clear PoolUsageError on a double release and keeps the pool consistent', async () => {
