@@ -1,4 +1,5 @@
-import { APP_PREFIX, adminQuery, appNameOf, eventually, trackedPools, watchedPools } from './database.js';
+import { APP_PREFIX, adminQuery, appNameOf, eventually, loggedLines, testPassword, trackedPools, watchedPools } from './database.js';
+import { TEST_PASSWORD } from './test-secrets.js';
 
 /**
  * After every test: no pool has a client checked out, every pool the test created
@@ -25,4 +26,18 @@ afterEach(async () => {
   const closedNames = new Set(closed.map(appNameOf));
   await eventually('every closed pool has left the server',
     async () => (await ours()).every((row) => !closedNames.has(row.application_name)), 5_000);
+});
+
+/**
+ * After every test file: no line any pool or Nest logger wrote, and no error an event
+ * carried, contains a password of the test servers, raw or percent-encoded.
+ */
+afterAll(() => {
+  const secrets = [...new Set([testPassword(), TEST_PASSWORD].filter((p) => p && p.length >= 4))];
+  const leaked = loggedLines.filter((line) => secrets.some((secret) => line.includes(secret) || line.includes(encodeURIComponent(secret))));
+  loggedLines.length = 0;
+  if (leaked.length > 0) {
+    const example = secrets.reduce((line, secret) => line.split(secret).join("<password>"), leaked[0]);
+    throw new Error(`a password appeared in ${leaked.length} log line(s) or event(s), e.g.: ${example.slice(0, 120)}`);
+  }
 });
