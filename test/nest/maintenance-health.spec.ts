@@ -2,7 +2,9 @@ import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
 import request from 'supertest';
 import { PgPoolHealthIndicator, PgPoolMaintenanceService, PgPoolModule } from '../../lib/nest/index.js';
-import { eventually, testPassword, testUrlWithAppName } from '../support/database.js';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import { eventually, testPassword, testUrl, testUrlWithAppName } from '../support/database.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { startApp } from '../support/nest-app.js';
 import { PostgresServer } from '../support/postgres-server.js';
 import { TEST_PASSWORD } from '../support/test-secrets.js';
@@ -85,6 +87,28 @@ describe('PgPoolHealthIndicator', () => {
       expect(body.details.database.message).toMatch(/no connection available within 500 ms|timeout of 500ms exceeded/);
     } finally {
       held.release();
+      await close();
+    }
+  });
+
+  it('reports down within its timeout when the server is black-holed', async () => {
+    const config = parseIntoClientConfig(testUrl());
+    const proxy = await FaultProxy.start({ host: String(config.host), port: Number(config.port) });
+    const { app, close } = await startApp({
+      imports: [PgPoolModule.forRoot({
+        connectionString: testUrlWithAppName(), connection: { host: '127.0.0.1', port: proxy.port }, min: 1, connectTimeoutMs: 2_000,
+      }), healthModule.imports[0]],
+      controllers: healthModule.controllers, providers: healthModule.providers,
+    });
+    try {
+      await request(app.getHttpServer()).get('/health').expect(200);
+      await proxy.setMode('blackhole');
+      const startedAt = Date.now();
+      const { body } = await request(app.getHttpServer()).get('/health').expect(503);
+      expect(Date.now() - startedAt).toBeLessThan(3_000);
+      expect(body.details.database).toMatchObject({ status: 'down', message: 'timeout of 500ms exceeded' });
+    } finally {
+      await proxy.close();
       await close();
     }
   });

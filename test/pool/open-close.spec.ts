@@ -4,10 +4,10 @@ import { createTestPool, eventually, testPassword, testUrl } from '../support/da
 import { freePort } from '../support/postgres-server.js';
 
 /** The test server's URL with one part changed. */
-function urlWith(change: { password?: string; database?: string; port?: number }): string {
+function urlWith(change: { password?: string; database?: string; port?: number; host?: string }): string {
   const config = parseIntoClientConfig(testUrl());
   const password = encodeURIComponent(change.password ?? String(config.password));
-  return `postgresql://${config.user}:${password}@${config.host}:${change.port ?? config.port}/${change.database ?? config.database}`;
+  return `postgresql://${config.user}:${password}@${change.host ?? config.host}:${change.port ?? config.port}/${change.database ?? config.database}`;
 }
 
 describe('open', () => {
@@ -27,6 +27,7 @@ describe('open', () => {
     ['a wrong password', async () => urlWith({ password: 'not-the-password' }), /password authentication failed for user "postgres"/],
     ['an unknown database', async () => urlWith({ database: 'no_such_db' }), /database "no_such_db" does not exist/],
     ['a refused port', async () => urlWith({ port: await freePort() }), /ECONNREFUSED/],
+    ['an unknown host', async () => urlWith({ host: 'no-such-host.invalid' }), /ENOTFOUND no-such-host\.invalid/],
   ];
 
   it.each(failures)('fails fast on %s with PoolOpenError naming pool, target and the server reason', async (_what, url, reason) => {
@@ -36,7 +37,7 @@ describe('open', () => {
     expect(Date.now() - startedAt).toBeLessThan(10_000);
     expect(error).toBeInstanceOf(PoolOpenError);
     const message = (error as Error).message;
-    expect(message).toMatch(/^pool 'orders': cannot connect to 127\.0\.0\.1:\d+\/\w+: /);
+    expect(message).toMatch(/^pool 'orders': cannot connect to [\w.-]+:\d+\/\w+: /);
     expect(message).toMatch(reason);
     expect(message).not.toContain(testPassword());
     expect(message).not.toContain(encodeURIComponent(testPassword()));
