@@ -16,3 +16,4 @@ export {
 } from './pool-options.js';
 export type { TransactionOptions } from './transaction-options.js';
 export { redactConnectionString } from './redact.js';
+export { PgListener, type NotificationHandler } from './pg-listener.js';

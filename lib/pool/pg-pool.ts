@@ -11,6 +11,7 @@ import {
   TooManyRequestsError,
 } from './errors.js';
 import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
+import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
 import { resolvePoolOptions, selectOneCheck, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
@@ -85,6 +86,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private emptied: (() => void) | undefined;
+  /** The dedicated LISTEN session, created by the first listen(). */
+  private listener: PgListener | undefined;
   /** The one timer for waiters on the default `acquireTimeoutMs` (see armQueueTimer). */
   private queueTimer: NodeJS.Timeout | undefined;
   /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
@@ -565,6 +568,30 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     ));
   }
 
+  /**
+   * `LISTEN` on `channel`: `handler(payload, channel)` runs for each notification. The
+   * session is a dedicated connection built from this pool's settings (not one of its
+   * connections), re-established with the pool's backoff and `LISTEN`ed again after a
+   * server restart. Resolves once listening, with a function that stops this handler.
+   */
+  listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
+    if (this.poolState === 'closing' || this.poolState === 'closed') {
+      return Promise.reject(new PoolClosedError(this.name, 'the pool is closed'));
+    }
+    this.listener ??= new PgListener(this.settings);
+    return this.listener.listen(channel, handler);
+  }
+
+  /** Stops one handler, or every handler, of a channel. */
+  unlisten(channel: string, handler?: NotificationHandler): Promise<void> {
+    return this.listener?.unlisten(channel, handler) ?? RESOLVED;
+  }
+
+  /** `NOTIFY channel, payload` through the pool (`pg_notify`, with parameters: no quoting to get wrong). */
+  async notify(channel: string, payload = ''): Promise<void> {
+    await this.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  }
+
   /** A snapshot of the pool's gauges and counters (psycopg_pool's names). */
   getStats(): PoolStats {
     return {
@@ -689,6 +716,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.discard(connection, 'closed');
     }
     await Promise.all(this.endings);
+    await this.listener?.close();
     this.poolState = 'closed';
   }
 

@@ -1,0 +1,145 @@
+import { escapeIdentifier, type Client, type Notification } from 'pg';
+import { toError, passwordOf } from './connection-opener.js';
+import { PoolClosedError, PoolUsageError } from './errors.js';
+import type { ResolvedPoolOptions } from './pool-options.js';
+import { redactSecret } from './redact.js';
+
+/** Receives a notification's payload (empty string when NOTIFY sent none) and its channel. */
+export type NotificationHandler = (payload: string, channel: string) => void;
+
+const BACKOFF_JITTER = 0.1;
+
+/**
+ * `LISTEN` on a dedicated connection, never one of the pool's: a listening session must
+ * stay open and idle, which a pool would recycle, check or hand to someone else (the
+ * seed's "exclusive connection"). Built from the pool's own settings; after the
+ * connection is lost it reconnects with the pool's backoff and issues every `LISTEN`
+ * again. Channel names are quoted as identifiers, so any string is a safe channel name.
+ */
+export class PgListener {
+  private client: Client | undefined;
+  private connecting: Promise<Client> | undefined;
+  private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private delayMs: number;
+  private closed = false;
+  /** Times the listener reconnected after losing its connection. */
+  reconnects = 0;
+
+  constructor(private readonly options: ResolvedPoolOptions) {
+    this.delayMs = options.reconnectDelayMs;
+  }
+
+  /** Starts listening on `channel`; resolves once `LISTEN` ran, with a function that stops this handler. */
+  async listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
+    if (this.closed) throw new PoolClosedError(this.options.name, 'the listener is closed');
+    if (typeof channel !== 'string' || channel.length === 0) {
+      throw new PoolUsageError(this.options.name, 'listen: the channel must be a non-empty string');
+    }
+    let set = this.handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+      const client = await this.connection();
+      await client.query(`LISTEN ${escapeIdentifier(channel)}`);
+    }
+    set.add(handler);
+    return () => this.unlisten(channel, handler);
+  }
+
+  /** Stops one handler, or every handler of the channel; `UNLISTEN` once none is left. */
+  async unlisten(channel: string, handler?: NotificationHandler): Promise<void> {
+    const set = this.handlers.get(channel);
+    if (!set) return;
+    if (handler) set.delete(handler);
+    else set.clear();
+    if (set.size > 0) return;
+    this.handlers.delete(channel);
+    await this.client?.query(`UNLISTEN ${escapeIdentifier(channel)}`).catch(() => undefined);
+  }
+
+  /** The channels listened to now. */
+  channels(): string[] {
+    return [...this.handlers.keys()];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.handlers.clear();
+    const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private connection(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<Client> {
+    const client = new this.options.Client(this.options.clientConfig);
+    client.on('notification', (message: Notification) => this.dispatch(message));
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    await client.connect();
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      throw new PoolClosedError(this.options.name, 'the listener is closed');
+    }
+    this.client = client;
+    return client;
+  }
+
+  private dispatch(message: Notification): void {
+    for (const handler of this.handlers.get(message.channel) ?? []) {
+      try {
+        handler(message.payload ?? '', message.channel);
+      } catch (error) {
+        this.options.logger.error(`pool '${this.options.name}': a notification handler for '${message.channel}' threw: ` +
+          `${toError(error).message}`);
+      }
+    }
+  }
+
+  /** The connection died: reconnect with backoff and LISTEN again on every channel. */
+  private lost(client: Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    if (!this.closed && this.handlers.size > 0) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.retryTimer || this.closed) return;
+    const delay = Math.round(this.delayMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER));
+    this.delayMs = Math.min(this.delayMs * 2, this.options.reconnectMaxDelayMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.resubscribe();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private async resubscribe(): Promise<void> {
+    try {
+      const client = await this.connection();
+      for (const channel of this.handlers.keys()) await client.query(`LISTEN ${escapeIdentifier(channel)}`);
+      this.delayMs = this.options.reconnectDelayMs;
+      this.reconnects++;
+      this.options.logger.log(`pool '${this.options.name}': listener reconnected, listening on ${this.handlers.size} channel(s) again`);
+    } catch (error) {
+      this.options.logger.warn(`pool '${this.options.name}': listener cannot reconnect yet: ` +
+        redactSecret(toError(error).message, passwordOf(this.options)));
+      if (this.client) {
+        const broken = this.client;
+        this.client = undefined;
+        await broken.end().catch(() => undefined);
+      }
+      this.scheduleReconnect();
+    }
+  }
+}
