@@ -13,6 +13,8 @@ export default {
     // The sample imports the package by name, as a user would: map it to the sources.
     '^nestjs-pg-pool$': '<rootDir>/lib/index.ts',
     '^nestjs-pg-pool/nest$': '<rootDir>/lib/nest/index.ts',
+    '^nestjs-pg-pool/prometheus$': '<rootDir>/lib/prometheus.ts',
+    '^nestjs-pg-pool/opentelemetry$': '<rootDir>/lib/opentelemetry.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', useESM: true, diagnostics: false }] },

@@ -3,13 +3,15 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import type { PgPool } from 'nestjs-pg-pool';
 import { InjectPool, PgPoolModule } from 'nestjs-pg-pool/nest';
 import { HealthModule } from './health/health.module.js';
+import { MetricsModule } from './metrics.controller.js';
 import { NotesModule } from './notes/notes.module.js';
 import { PoolStatsController } from './pool-stats.controller.js';
 import { createSchema } from './schema.js';
 
 /**
  * The sample application: notes over one pool configured from the environment
- * (`DATABASE_URL`) through `@nestjs/config`, a readiness probe and the pool's stats.
+ * (`DATABASE_URL`) through `@nestjs/config`, a readiness probe, the pool's stats and
+ * Prometheus metrics.
  */
 @Module({
   imports: [
@@ -29,6 +31,7 @@ import { createSchema } from './schema.js';
     }),
     NotesModule,
     HealthModule,
+    MetricsModule,
   ],
   controllers: [PoolStatsController],
 })

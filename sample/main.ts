@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const app = await NestFactory.create(AppModule, { abortOnError: false });
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
-  logger.log(`listening on http://127.0.0.1:${port}: try /notes, /health, /pool/stats`);
+  logger.log(`listening on http://127.0.0.1:${port}: try /notes, /health, /pool/stats, /metrics`);
 
   const shutdown = async (signal: string): Promise<void> => {
     logger.log(`${signal}: shutting down`);

@@ -55,6 +55,14 @@ describe('the sample app', () => {
     expect(text).not.toContain(testPassword());
   });
 
+  it('answers /metrics in the Prometheus text format with the pool metrics', async () => {
+    await http().get('/notes').expect(200);
+    const { text, headers } = await http().get('/metrics').expect(200);
+    expect(headers['content-type']).toMatch(/^text\/plain/);
+    expect(text).toContain('pg_pool_pool_max{pool="default"} 10');
+    expect(text).toMatch(/pg_pool_requests_num_total\{pool="default"\} [1-9]/);
+  });
+
   it('answers /pool/stats with every pool by name', async () => {
     const { body } = await http().get('/pool/stats').expect(200);
     expect(Object.keys(body)).toEqual(['default']);

@@ -1,0 +1,40 @@
+import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
+import { COUNTERS, GAUGES, HELP, metricName, poolsOf, type PoolSource } from './pool-source.js';
+
+export interface PrometheusMetricsOptions {
+  /** Where to register; default prom-client's global registry. */
+  registry?: Registry;
+  /** Metric name prefix. Default `pg_pool_`. */
+  prefix?: string;
+}
+
+/**
+ * Exposes every pool's stats as Prometheus metrics labelled `pool`, read at each scrape
+ * (no timers, no bookkeeping of our own). Import it from 'nestjs-pg-pool/prometheus',
+ * which alone needs `prom-client` installed.
+ *
+ *     registerPrometheusMetrics(() => registry.ids().map((id) => registry.get(id)));
+ */
+export function registerPrometheusMetrics(pools: PoolSource, options: PrometheusMetricsOptions = {}): void {
+  const registry = options.registry ?? defaultRegistry;
+  const prefix = options.prefix ?? 'pg_pool_';
+  for (const stat of GAUGES) {
+    new Gauge({
+      name: metricName(stat, prefix), help: HELP[stat], labelNames: ['pool'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const pool of poolsOf(pools)) this.set({ pool: pool.name }, pool.getStats()[stat]);
+      },
+    });
+  }
+  for (const stat of COUNTERS) {
+    new Counter({
+      name: `${metricName(stat, prefix)}_total`, help: HELP[stat], labelNames: ['pool'], registers: [registry],
+      collect() {
+        // The pool keeps the running total; a scrape copies it.
+        this.reset();
+        for (const pool of poolsOf(pools)) this.inc({ pool: pool.name }, pool.getStats()[stat]);
+      },
+    });
+  }
+}
