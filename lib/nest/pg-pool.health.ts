@@ -1,9 +1,22 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import type { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { redactConnectionString } from '../pool/index.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import { PgPoolRegistry } from './pg-pool.registry.js';
+
+/**
+ * Terminus' result shape (`HealthIndicatorResult`), declared here so that this package's
+ * typings do not require `@nestjs/terminus` for apps that do not use the indicator.
+ */
+export type PgPoolHealthResult<Key extends string = string> = Record<Key, { status: 'up' | 'down' } & Record<string, unknown>>;
+
+/** The part of terminus' `HealthIndicatorService` the indicator uses. */
+interface HealthIndicators {
+  check<Key extends string>(key: Key): {
+    up(data: Record<string, unknown>): PgPoolHealthResult<Key>;
+    down(data: Record<string, unknown>): PgPoolHealthResult<Key>;
+  };
+}
 
 export interface PgPoolHealthCheckOptions {
   /** The database id. Default `'default'`. */
@@ -24,14 +37,14 @@ export interface PgPoolHealthCheckOptions {
  */
 @Injectable()
 export class PgPoolHealthIndicator {
-  private healthIndicatorService: HealthIndicatorService | undefined;
+  private healthIndicatorService: HealthIndicators | undefined;
 
   constructor(
     private readonly registry: PgPoolRegistry,
     private readonly moduleRef: ModuleRef,
   ) {}
 
-  async isHealthy<const Key extends string>(key: Key, options: PgPoolHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {
+  async isHealthy<const Key extends string>(key: Key, options: PgPoolHealthCheckOptions = {}): Promise<PgPoolHealthResult<Key>> {
     const name = options.pool ?? DEFAULT_POOL_NAME;
     const timeoutMs = options.timeoutMs ?? 1_000;
     const indicator = (await this.healthIndicators()).check(key);
@@ -55,10 +68,10 @@ export class PgPoolHealthIndicator {
     }
   }
 
-  private async healthIndicators(): Promise<HealthIndicatorService> {
+  private async healthIndicators(): Promise<HealthIndicators> {
     if (this.healthIndicatorService) return this.healthIndicatorService;
     const terminus = await import('@nestjs/terminus');
-    const service = this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
+    const service: HealthIndicators = this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
     this.healthIndicatorService = service;
     return service;
   }
