@@ -1,6 +1,7 @@
 import { metrics, type Meter } from '@opentelemetry/api';
 import { COUNTERS, GAUGES, HELP, metricName, poolsOf, type PoolSource } from './pool-source.js';
 
+/** Which meter the OpenTelemetry instruments are created on, and their names. */
 export interface OpenTelemetryMetricsOptions {
   /** The meter to create the instruments on; default `metrics.getMeter('nestjs-pg-pool')`. */
   meter?: Meter;

@@ -1,6 +1,7 @@
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import { COUNTERS, GAUGES, HELP, metricName, poolsOf, type PoolSource } from './pool-source.js';
 
+/** Where and under which names the Prometheus metrics are registered. */
 export interface PrometheusMetricsOptions {
   /** Where to register; default prom-client's global registry. */
   registry?: Registry;

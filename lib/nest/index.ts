@@ -1,9 +1,9 @@
 export { PgPoolModule } from './pg-pool.module.js';
-export type { PgPoolForRootOptions, PgPoolForRootAsyncOptions } from './pg-pool.module-definition.js';
+export type { PgPoolForRootOptions, PgPoolForRootAsyncOptions, PoolName } from './pg-pool.module-definition.js';
 export type { PgPoolModuleOptions, PgPoolOptionsFactory } from './pg-pool-module-options.js';
 export { PgPoolRegistry } from './pg-pool.registry.js';
 export { PgPoolMaintenanceService } from './pg-pool-maintenance.service.js';
-export { PgPoolHealthIndicator, type PgPoolHealthCheckOptions, type PgPoolHealthResult } from './pg-pool.health.js';
+export { PgPoolHealthIndicator, type PgPoolHealthCheckOptions, type PgPoolHealthResult, type PgPoolHealthStatus } from './pg-pool.health.js';
 export { PgPoolExceptionFilter, type PoolUnavailableBody } from './pg-pool-exception.filter.js';
 export { PgConnectionInterceptor, RequestAbortedError } from './pg-connection.interceptor.js';
 export { InjectPool, UseConnection, Conn } from './pg-pool.decorators.js';

@@ -4,9 +4,13 @@ import { PoolClosedError, PoolTimeoutError, TooManyRequestsError, type PoolError
 
 /** The body of a 503 caused by the pool. */
 export interface PoolUnavailableBody {
+  /** Always 503. */
   statusCode: 503;
+  /** Always 'Service Unavailable'. */
   error: 'Service Unavailable';
+  /** What is wrong, for a human, without internals. */
   message: string;
+  /** The database id of the pool. */
   pool: string;
 }
 

@@ -65,6 +65,7 @@ export class PgPoolMaintenanceService implements OnApplicationShutdown {
     return [...this.scheduled.keys()];
   }
 
+  /** Nest's shutdown hook: stops every pool's maintenance timer. */
   onApplicationShutdown(): void {
     for (const name of this.names()) this.unschedule(name);
   }

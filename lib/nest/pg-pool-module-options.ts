@@ -16,5 +16,6 @@ export interface PgPoolModuleOptions extends PgPoolOptions {
 
 /** A class that builds pool options, for `forRootAsync({ useClass | useExisting })`. */
 export interface PgPoolOptionsFactory {
+  /** Returns the pool's options; may be async (read a secret, call a config service). */
   createPgPoolOptions(): Promise<PgPoolModuleOptions> | PgPoolModuleOptions;
 }

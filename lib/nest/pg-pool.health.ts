@@ -8,7 +8,13 @@ import { PgPoolRegistry } from './pg-pool.registry.js';
  * Terminus' result shape (`HealthIndicatorResult`), declared here so that this package's
  * typings do not require `@nestjs/terminus` for apps that do not use the indicator.
  */
-export type PgPoolHealthResult<Key extends string = string> = Record<Key, { status: 'up' | 'down' } & Record<string, unknown>>;
+export type PgPoolHealthResult<Key extends string = string> = Record<Key, PgPoolHealthStatus>;
+
+/** One indicator's entry: up or down, with the pool's stats and, when down, the reason. */
+export interface PgPoolHealthStatus extends Record<string, unknown> {
+  /** Whether the pool answered `SELECT 1` in time. */
+  status: 'up' | 'down';
+}
 
 /** The part of terminus' `HealthIndicatorService` the indicator uses. */
 interface HealthIndicators {
@@ -18,6 +24,7 @@ interface HealthIndicators {
   };
 }
 
+/** What `PgPoolHealthIndicator.isHealthy` checks, and how long it may take. */
 export interface PgPoolHealthCheckOptions {
   /** The database id. Default `'default'`. */
   pool?: string;
@@ -44,6 +51,7 @@ export class PgPoolHealthIndicator {
     private readonly moduleRef: ModuleRef,
   ) {}
 
+  /** Checks the pool with a real `SELECT 1` under the timeout: up with stats, or down with the reason. */
   async isHealthy<const Key extends string>(key: Key, options: PgPoolHealthCheckOptions = {}): Promise<PgPoolHealthResult<Key>> {
     const name = options.pool ?? DEFAULT_POOL_NAME;
     const timeoutMs = options.timeoutMs ?? 1_000;

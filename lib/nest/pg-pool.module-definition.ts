@@ -1,4 +1,4 @@
-import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { ConfigurableModuleBuilder, type ConfigurableModuleAsyncOptions } from '@nestjs/common';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
 
@@ -11,13 +11,20 @@ import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
 export const {
   ConfigurableModuleClass: ConfigurablePgPoolCoreModule,
   MODULE_OPTIONS_TOKEN: PG_POOL_MODULE_OPTIONS,
-  OPTIONS_TYPE: PG_POOL_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: PG_POOL_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<PgPoolModuleOptions>({ moduleName: 'PgPool' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createPgPoolOptions')
   .setExtras({ name: DEFAULT_POOL_NAME }, (definition) => definition)
   .build();
 
-export type PgPoolForRootOptions = typeof PG_POOL_OPTIONS_TYPE;
-export type PgPoolForRootAsyncOptions = typeof PG_POOL_ASYNC_OPTIONS_TYPE;
+/** `PgPoolModule.forRoot` options: `PgPoolModuleOptions` with its `name`. */
+export type PgPoolForRootOptions = PgPoolModuleOptions & PoolName;
+
+/** `PgPoolModule.forRootAsync` options: `name`, `imports`, `inject` and `useFactory`, `useClass` or `useExisting`. */
+export type PgPoolForRootAsyncOptions = ConfigurableModuleAsyncOptions<PgPoolModuleOptions, 'createPgPoolOptions'> & PoolName;
+
+/** The database id a module registers its pool under. */
+export interface PoolName {
+  /** Default `'default'`; the pool's injection token is `getPoolToken(name)`. */
+  name?: string;
+}

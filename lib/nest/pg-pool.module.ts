@@ -17,6 +17,7 @@ import { getPoolToken, poolNameOfToken } from './pg-pool.utils.js';
  */
 @Module({})
 export class PgPoolModule {
+  /** Registers one pool, or several (an array with distinct names), opened at start-up. */
   static forRoot(options: PgPoolForRootOptions | PgPoolForRootOptions[]): DynamicModule {
     const list = Array.isArray(options) ? options : [options];
     const seen = new Set<string>();
@@ -28,6 +29,7 @@ export class PgPoolModule {
     return { module: PgPoolModule, imports: list.map((entry) => PgPoolCoreModule.forRoot(entry)) };
   }
 
+  /** Registers one pool whose options come from a factory, a class or an existing provider. */
   static forRootAsync(options: PgPoolForRootAsyncOptions): DynamicModule {
     return { module: PgPoolModule, imports: [PgPoolCoreModule.forRootAsync(options)] };
   }

@@ -73,6 +73,7 @@ export class PgPoolRegistry implements OnApplicationShutdown {
     return entry.pool;
   }
 
+  /** Whether a pool is registered under this name. */
   has(name: string): boolean {
     return this.pools.has(name);
   }
@@ -103,6 +104,7 @@ export class PgPoolRegistry implements OnApplicationShutdown {
     await Promise.all(this.ids().map((name) => this.close(name)));
   }
 
+  /** Nest's shutdown hook: drains and closes every pool. */
   async onApplicationShutdown(): Promise<void> {
     await this.closeAll();
   }

@@ -37,11 +37,17 @@ export interface MaintainedPool {
 
 /** What the last maintenance run did: for debug logs and the Nest maintenance service. */
 export interface MaintenanceRun {
+  /** When the pass ran. */
   at: Date;
+  /** Connections closed for their lifetime. */
   expired: number;
+  /** Idle connections above `min` closed. */
   shrunk: number;
+  /** Idle connections checked by keepalive. */
   keepaliveChecked: number;
+  /** Of those, the ones that failed and were dropped. */
   keepaliveFailed: number;
+  /** Connections being opened after the pass. */
   opening: number;
 }
 

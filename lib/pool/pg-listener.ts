@@ -63,6 +63,7 @@ export class PgListener {
     return [...this.handlers.keys()];
   }
 
+  /** Ends the listening session; no handler runs afterwards. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);

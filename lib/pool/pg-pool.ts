@@ -23,6 +23,7 @@ import { Waiter, WaitingQueue } from './waiting-queue.js';
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
 
+/** How `open()` behaves. */
 export interface OpenOptions {
   /** Wait until `min` connections are open (at least one), or throw `PoolOpenError`. Default false. */
   wait?: boolean;
@@ -30,11 +31,13 @@ export interface OpenOptions {
   timeoutMs?: number;
 }
 
+/** Per-request settings of `acquire()` and the helpers built on it. */
 export interface AcquireOptions {
   /** Overrides `acquireTimeoutMs` for this request. */
   timeoutMs?: number;
 }
 
+/** How `close()` behaves. */
 export interface CloseOptions {
   /** How long to wait for checked-out clients before closing them anyway. Default 5000. */
   timeoutMs?: number;
@@ -105,6 +108,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.settings.name;
   }
 
+  /** Where the pool is in its life: new, open, closing or closed. */
   get state(): PoolState {
     return this.poolState;
   }
@@ -119,15 +123,17 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return describeTarget(this.settings.clientConfig);
   }
 
-  // pg.Pool-compatible counters, for code written against pg.Pool.
+  /** pg.Pool-compatible: connections open now. */
   get totalCount(): number {
     return this.connections.size;
   }
 
+  /** pg.Pool-compatible: idle connections now. */
   get idleCount(): number {
     return this.idle.length;
   }
 
+  /** pg.Pool-compatible: requests waiting now. */
   get waitingCount(): number {
     return this.waiting.length;
   }
@@ -141,10 +147,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return count;
   }
 
+  /** pg.Pool-compatible: true once `close()`/`end()` was called. */
   get ending(): boolean {
     return this.poolState === 'closing' || this.poolState === 'closed';
   }
 
+  /** pg.Pool-compatible: true once the pool is closed. */
   get ended(): boolean {
     return this.poolState === 'closed';
   }

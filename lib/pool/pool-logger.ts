@@ -3,9 +3,13 @@
  * `console`; the Nest module passes a `Logger` named after the pool.
  */
 export interface PoolLogger {
+  /** Routine detail: maintenance passes that changed something. */
   debug?(message: string): void;
+  /** Notable events: a listener reconnected. */
   log(message: string): void;
+  /** Trouble the pool handles: a lost connection, a failed reset, a leak, a retry. */
   warn(message: string): void;
+  /** Trouble the pool cannot handle alone: reconnecting has failed for too long. */
   error(message: string): void;
 }
 

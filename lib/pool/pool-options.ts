@@ -23,6 +23,7 @@ export interface ReconnectFailedInfo {
   failingForMs: number;
 }
 
+/** A pool's options; every one but the connection settings has a default (`POOL_DEFAULTS`). */
 export interface PgPoolOptions {
   /** The database id: in logs, errors and stats. Default `'default'`. */
   name?: string;
@@ -86,33 +87,61 @@ export interface PgPoolOptions {
   Client?: ClientConstructor;
 }
 
-/** Options after defaults and validation: what the engine reads. */
+/**
+ * Options after defaults and validation: what the engine reads, and what `pool.options`
+ * shows. Each field means what the `PgPoolOptions` field of the same name means.
+ */
 export interface ResolvedPoolOptions {
+  /** The database id. */
   name: string;
+  /** `connectionString` parsed, merged with `connection`; holds the password, never logged. */
   clientConfig: ClientConfig;
+  /** Connections kept open. */
   min: number;
+  /** Hard cap on connections. */
   max: number;
+  /** Default wait for a connection, in ms. */
   acquireTimeoutMs: number;
+  /** Waiting requests allowed; 0 = unbounded. */
   maxWaiting: number;
+  /** Connection lifetime, in ms (minus up to 5% jitter). */
   maxLifetimeMs: number;
+  /** Idle time after which a connection above `min` closes, in ms. */
   maxIdleMs: number;
+  /** Failing time after which `onReconnectFailed` runs, in ms. */
   reconnectTimeoutMs: number;
+  /** The give-up hook, if any. */
   onReconnectFailed: ((pool: PgPool, info: ReconnectFailedInfo) => void) | undefined;
+  /** First backoff delay, in ms. */
   reconnectDelayMs: number;
+  /** Longest backoff delay, in ms. */
   reconnectMaxDelayMs: number;
+  /** The acquire-time check (`SELECT 1` for `true`), if any. */
   checkOnAcquire: ClientHook | undefined;
+  /** The new-connection hook, if any. */
   configure: ClientHook | undefined;
+  /** The returned-connection hook, if any. */
   reset: ClientHook | undefined;
+  /** Which idle connection goes out first. */
   order: 'fifo' | 'lifo';
+  /** Keepalive period, in ms; 0 = off. */
   keepaliveIntervalMs: number;
+  /** Connect and check time limit, in ms. */
   connectTimeoutMs: number;
+  /** Leak report threshold, in ms; 0 = off. */
   leakDetectionMs: number;
+  /** Whether the pool runs its own maintenance timer. */
   scheduleMaintenance: boolean;
+  /** Where log lines go. */
   logger: PoolLogger;
+  /** The client class instantiated for each connection. */
   Client: ClientConstructor;
 }
 
-export const POOL_DEFAULTS = {
+/** The default of every option that has one (see the README's options table). */
+export const POOL_DEFAULTS: Readonly<Required<Pick<PgPoolOptions, 'name' | 'min' | 'acquireTimeoutMs' | 'maxWaiting' | 'maxLifetimeMs' |
+  'maxIdleMs' | 'reconnectTimeoutMs' | 'reconnectDelayMs' | 'reconnectMaxDelayMs' | 'order' | 'keepaliveIntervalMs' |
+  'connectTimeoutMs' | 'leakDetectionMs'>>> = {
   name: 'default',
   min: 4,
   acquireTimeoutMs: 30_000,
@@ -126,7 +155,7 @@ export const POOL_DEFAULTS = {
   keepaliveIntervalMs: 0,
   connectTimeoutMs: 10_000,
   leakDetectionMs: 0,
-} as const;
+};
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',

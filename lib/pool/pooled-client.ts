@@ -12,6 +12,8 @@ import type { PoolClient } from 'pg';
  *   resolves once the client is back in the pool.
  */
 export interface PooledClient extends PoolClient {
+  /** Gives the client back to the pool at once; with an error or `true`, closes its connection instead. */
   release(destroy?: Error | boolean): void;
+  /** Releases the client and resolves once it is back in the pool (`await using`). */
   [Symbol.asyncDispose](): Promise<void>;
 }

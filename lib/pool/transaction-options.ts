@@ -3,7 +3,9 @@ import type { IsolationLevel } from './pool-options.js';
 
 /** How `withTransaction` (and `@UseConnection({ transaction })`) begins its transaction. */
 export interface TransactionOptions {
+  /** `ISOLATION LEVEL …`; PostgreSQL's default (read committed) when omitted. */
   isolationLevel?: IsolationLevel;
+  /** `READ ONLY` or `READ WRITE`. */
   readOnly?: boolean;
   /** Only meaningful with `serializable` and `readOnly`, as in PostgreSQL. */
   deferrable?: boolean;
