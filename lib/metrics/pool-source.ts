@@ -14,7 +14,7 @@ export function poolsOf(source: PoolSource): PgPool[] {
 export const GAUGES = ['poolMin', 'poolMax', 'poolSize', 'poolAvailable', 'requestsWaiting'] as const;
 export const COUNTERS = [
   'requestsNum', 'requestsQueued', 'requestsWaitMs', 'requestsErrors', 'requestsTimeouts', 'returnsBad',
-  'connectionsNum', 'connectionsMs', 'connectionsErrors', 'connectionsLost', 'usageMs', 'leaksDetected',
+  'connectionsNum', 'connectionsMs', 'connectionsErrors', 'connectionsLost', 'usageMs', 'leaksDetected', 'failovers',
 ] as const;
 
 export const HELP: Record<(typeof GAUGES)[number] | (typeof COUNTERS)[number], string> = {
@@ -35,6 +35,7 @@ export const HELP: Record<(typeof GAUGES)[number] | (typeof COUNTERS)[number], s
   connectionsLost: 'Connections found dead',
   usageMs: 'Total time connections were checked out, in ms',
   leaksDetected: 'Clients held longer than leakDetectionMs',
+  failovers: 'New connections that landed on another host than the previous one',
 };
 
 export function metricName(stat: string, prefix: string): string {

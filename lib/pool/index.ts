@@ -8,6 +8,7 @@ export type { PoolLogger } from './pool-logger.js';
 export {
   POOL_DEFAULTS,
   type PgPoolOptions,
+  type PgConnectionConfig,
   type ResolvedPoolOptions,
   type IsolationLevel,
   type ClientHook,
@@ -16,4 +17,5 @@ export {
 } from './pool-options.js';
 export type { TransactionOptions } from './transaction-options.js';
 export { redactConnectionString } from './redact.js';
+export type { TargetSessionAttrs, HostAddress } from './target-session.js';
 export { PgListener, type NotificationHandler } from './pg-listener.js';

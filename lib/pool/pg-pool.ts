@@ -13,7 +13,7 @@ import {
 import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
-import { resolvePoolOptions, selectOneCheck, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { defaultCheckFor, resolvePoolOptions, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { describeTarget, redactSecret } from './redact.js';
@@ -89,6 +89,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private emptied: (() => void) | undefined;
+  /** The server of the last connection opened, to count failovers. */
+  private lastHost: string | undefined;
   /** The dedicated LISTEN session, created by the first listen(). */
   private listener: PgListener | undefined;
   /** The one timer for waiters on the default `acquireTimeoutMs` (see armQueueTimer). */
@@ -120,7 +122,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** Where the pool connects, as `host:port/database` (no credentials). */
   get target(): string {
-    return describeTarget(this.settings.clientConfig);
+    return describeTarget(this.settings.clientConfig, this.settings.hosts);
   }
 
   /** pg.Pool-compatible: connections open now. */
@@ -325,7 +327,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     connection.state = 'checking';
     try {
       if (connection.isLost) throw connection.lostWith;
-      await this.runCheck(connection, this.settings.checkOnAcquire ?? selectOneCheck, timeoutMs);
+      await this.runCheck(connection, this.settings.checkOnAcquire ?? defaultCheckFor(this.settings.targetSessionAttrs), timeoutMs);
       if (connection.isLost) throw connection.lostWith;
       return true;
     } catch {
@@ -729,6 +731,15 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   private connectSucceeded(connection: PoolConnection, elapsedMs: number): void {
+    // A new connection on another server than the last one, hosts tried in order: the
+    // pool failed over (the old primary is gone or read-only).
+    if (this.settings.hosts.length > 1 && !this.settings.loadBalanceHosts) {
+      if (this.lastHost !== undefined && this.lastHost !== connection.host) {
+        this.counters.failovers++;
+        this.settings.logger.warn(`pool '${this.name}': failed over from ${this.lastHost} to ${connection.host}`);
+      }
+      this.lastHost = connection.host;
+    }
     this.counters.connectionsNum++;
     this.counters.connectionsMs += elapsedMs;
     this.connections.add(connection);
@@ -764,7 +775,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         connection.state = 'checking';
         return true;
       },
-      check: (connection) => this.runCheck(connection, this.settings.checkOnAcquire ?? selectOneCheck, this.settings.connectTimeoutMs)
+      check: (connection) => this.runCheck(connection, this.settings.checkOnAcquire ?? defaultCheckFor(this.settings.targetSessionAttrs), this.settings.connectTimeoutMs)
         .then(() => !connection.isLost, () => false),
       adopt: (connection) => this.adopt(connection),
       discard: (connection, reason) => this.discard(connection, reason),

@@ -48,6 +48,8 @@ export class PoolConnection {
     readonly createdAt: number,
     /** `createdAt + maxLifetimeMs` minus up to 5% jitter, so a pool's connections don't all expire together. */
     readonly expiresAt: number,
+    /** The server it is connected to, `host:port`. */
+    readonly host: string = '',
   ) {
     this.idleSince = createdAt;
     this.ownQuery = (client as unknown as { query: QueryMethod }).query;

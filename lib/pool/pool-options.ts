@@ -2,6 +2,7 @@ import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { PoolConfigError } from './errors.js';
 import type { PgPool } from './pg-pool.js';
+import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
 
 /** Transaction isolation levels, as PostgreSQL spells them. */
@@ -29,8 +30,19 @@ export interface PgPoolOptions {
   name?: string;
   /** A `postgresql://` URL, parsed with `pg-connection-string`. */
   connectionString?: string;
-  /** A `pg.ClientConfig`; its fields override those parsed from `connectionString`. */
-  connection?: ClientConfig;
+  /**
+   * A `pg.ClientConfig`; its fields override those parsed from `connectionString`. `hosts`
+   * lists several servers (`['h1:5432', { host: 'h2', port: 5433 }]`), tried in order.
+   */
+  connection?: PgConnectionConfig;
+  /**
+   * libpq's `target_session_attrs`: `any` (default), `read-write`, `read-only`, `primary`,
+   * `standby` or `prefer-standby`. Each new connection tries the hosts until one matches.
+   * Also read from the URL (`?target_session_attrs=read-write`).
+   */
+  targetSessionAttrs?: TargetSessionAttrs;
+  /** libpq's `load_balance_hosts=random`: try the hosts in random order. Default false. */
+  loadBalanceHosts?: boolean;
   /** Connections kept open. Default 4. */
   min?: number;
   /** Hard cap on connections. Default `min`. */
@@ -87,6 +99,12 @@ export interface PgPoolOptions {
   Client?: ClientConstructor;
 }
 
+/** `pg.ClientConfig`, plus a list of servers to try in order (libpq's multi-host). */
+export interface PgConnectionConfig extends ClientConfig {
+  /** Servers as `'host:port'` (IPv6 in brackets) or `{ host, port }`; overrides `host`/`port`. */
+  hosts?: Array<string | Partial<HostAddress>>;
+}
+
 /**
  * Options after defaults and validation: what the engine reads, and what `pool.options`
  * shows. Each field means what the `PgPoolOptions` field of the same name means.
@@ -96,6 +114,12 @@ export interface ResolvedPoolOptions {
   name: string;
   /** `connectionString` parsed, merged with `connection`; holds the password, never logged. */
   clientConfig: ClientConfig;
+  /** The servers to try, in order (one unless a host list was given). */
+  hosts: HostAddress[];
+  /** Which server a new connection must land on. */
+  targetSessionAttrs: TargetSessionAttrs;
+  /** Whether the hosts are tried in random order. */
+  loadBalanceHosts: boolean;
   /** Connections kept open. */
   min: number;
   /** Hard cap on connections. */
@@ -161,11 +185,25 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
-  'connectTimeoutMs', 'leakDetectionMs', 'scheduleMaintenance', 'logger', 'Client',
+  'connectTimeoutMs', 'leakDetectionMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
+  'loadBalanceHosts',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
 export const selectOneCheck: ClientHook = (client) => client.query('SELECT 1');
+
+/**
+ * The pool's default check. With a target kind of server it also asks whether the
+ * server still is that kind, so that keepalive and checkOnAcquire notice a primary that
+ * turned read-only or standby after a failover.
+ */
+export function defaultCheckFor(wanted: TargetSessionAttrs): ClientHook {
+  if (wanted === 'any' || wanted === 'prefer-standby') return selectOneCheck;
+  return async (client) => {
+    const mismatch = await sessionMismatch(client, wanted);
+    if (mismatch) throw new Error(`the server ${mismatch} now`);
+  };
+}
 
 /**
  * Validates options once, at construction (as psycopg_pool does), so a mistake surfaces
@@ -189,7 +227,13 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
       `known options are: ${[...KNOWN_OPTIONS].join(', ')}`);
   }
 
-  const clientConfig = buildClientConfig(options, fail);
+  const { clientConfig, hosts, urlAttrs, urlLoadBalance } = buildClientConfig(options, fail);
+  const targetSessionAttrs = options.targetSessionAttrs ?? urlAttrs ?? 'any';
+  if (!TARGET_SESSION_ATTRS.has(targetSessionAttrs)) {
+    fail(`\`targetSessionAttrs\` must be one of ${[...TARGET_SESSION_ATTRS].join(', ')}, not ${JSON.stringify(targetSessionAttrs)}`);
+  }
+  const loadBalanceHosts = options.loadBalanceHosts ?? urlLoadBalance ?? false;
+  if (typeof loadBalanceHosts !== 'boolean') fail('`loadBalanceHosts` must be true or false');
 
   const min = options.min ?? POOL_DEFAULTS.min;
   checkInteger('min', min, 0, fail);
@@ -232,6 +276,9 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
   return {
     name,
     clientConfig: { ...clientConfig, connectionTimeoutMillis: clientConfig.connectionTimeoutMillis ?? connectTimeoutMs },
+    hosts,
+    targetSessionAttrs: targetSessionAttrs as TargetSessionAttrs,
+    loadBalanceHosts,
     min,
     max,
     acquireTimeoutMs: duration('acquireTimeoutMs', 0),
@@ -242,7 +289,7 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     onReconnectFailed: options.onReconnectFailed,
     reconnectDelayMs,
     reconnectMaxDelayMs,
-    checkOnAcquire: check === true ? selectOneCheck : check === false ? undefined : check,
+    checkOnAcquire: check === true ? defaultCheckFor(targetSessionAttrs as TargetSessionAttrs) : check === false ? undefined : check,
     configure: hook('configure', options.configure),
     reset: hook('reset', options.reset),
     order,
@@ -255,21 +302,33 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
   };
 }
 
-function buildClientConfig(options: PgPoolOptions, fail: (message: string) => never): ClientConfig {
-  const { connectionString, connection } = options;
-  if (connectionString === undefined && connection === undefined) {
+interface ParsedConnection {
+  clientConfig: ClientConfig;
+  hosts: HostAddress[];
+  urlAttrs: TargetSessionAttrs | undefined;
+  urlLoadBalance: boolean | undefined;
+}
+
+function buildClientConfig(options: PgPoolOptions, fail: (message: string) => never): ParsedConnection {
+  const { connectionString } = options;
+  const { hosts: hostList, ...connection } = options.connection ?? {};
+  const noConnection = options.connection === undefined;
+  if (connectionString === undefined && noConnection) {
     fail('no connection settings: give `connectionString` (postgresql://user:password@host:port/database) or `connection`');
   }
-  if (connection !== undefined && (connection === null || typeof connection !== 'object')) {
+  if (!noConnection && (options.connection === null || typeof options.connection !== 'object')) {
     fail('`connection` must be a pg.ClientConfig object');
   }
-  let parsed: ClientConfig = {};
+  let parsed: ClientConfig & { target_session_attrs?: string; load_balance_hosts?: string } = {};
+  let urlHosts: HostAddress[] | undefined;
   if (connectionString !== undefined) {
     if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString)) {
       fail('`connectionString` must be a URL starting with postgresql:// or postgres://');
     }
     try {
-      parsed = parseIntoClientConfig(connectionString);
+      const split = splitHostList(connectionString);
+      urlHosts = split.hosts;
+      parsed = parseIntoClientConfig(split.url);
     } catch (error) {
       // The parser's own message may quote the string, and with it the password.
       const kind = (error as { name?: unknown } | null)?.name;
@@ -277,7 +336,18 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
         'expected postgresql://user:password@host:port/database, with special characters in the password percent-encoded');
     }
   }
-  return { ...parsed, ...connection };
+  // libpq's multi-host parameters are ours to act on, not pg's to pass along.
+  const { target_session_attrs: urlAttrs, load_balance_hosts: urlBalance, ...clientConfig } = { ...parsed, ...connection };
+  const hosts = hostList !== undefined
+    ? hostList.map((entry) => (typeof entry === 'string' ? parseHostPort(entry) : { host: entry.host ?? 'localhost', port: entry.port ?? 5432 }))
+    : urlHosts ?? [{ host: clientConfig.host ?? 'localhost', port: Number(clientConfig.port ?? 5432) }];
+  if (hosts.length === 0) fail('`connection.hosts` must list at least one host');
+  return {
+    clientConfig,
+    hosts,
+    urlAttrs: urlAttrs as TargetSessionAttrs | undefined,
+    urlLoadBalance: urlBalance === undefined ? undefined : urlBalance === 'random',
+  };
 }
 
 function checkInteger(key: string, value: unknown, lowest: number, fail: (message: string) => never): void {

@@ -38,6 +38,8 @@ export interface PoolStats {
   usageMs: number;
   /** Counter: clients held longer than `leakDetectionMs` (HikariCP's leak detection). */
   leaksDetected: number;
+  /** Counter: new connections that landed on another host than the previous one (multi-host pools). */
+  failovers: number;
 }
 
 export type PoolCounterName = Exclude<
@@ -62,5 +64,6 @@ export function zeroCounters(): PoolCounters {
     connectionsLost: 0,
     usageMs: 0,
     leaksDetected: 0,
+    failovers: 0,
   };
 }
