@@ -27,7 +27,7 @@ export async function openConnection(
       try {
         return await openOn(options, host, pass, onLost);
       } catch (error) {
-        refusals.push(`${host.host}:${host.port} ${redactSecret(toError(error).message, passwordOf(options))}`);
+        refusals.push(`${host.host}:${host.port}: ${redactSecret(toError(error).message, passwordOf(options))}`);
       }
     }
   }
@@ -113,5 +113,8 @@ export function passwordOf(options: ResolvedPoolOptions): string | undefined {
 }
 
 export function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
+  if (value instanceof Error) return value;
+  // An Error from another realm (a vm context, a worker) fails instanceof but has a message.
+  const message = (value as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? Object.assign(new Error(message), value) : new Error(String(value));
 }

@@ -63,6 +63,31 @@ export class PostgresServer {
     return server;
   }
 
+  /**
+   * A streaming-replication standby of `primary`, from the embedded binaries alone (no
+   * pg_basebackup among them): the primary is stopped, its data directory copied,
+   * `standby.signal` and `primary_conninfo` added, and both are started again.
+   * @param {PostgresServer} primary
+   * @returns {Promise<PostgresServer>}
+   */
+  static async standbyOf(primary) {
+    await primary.stop();
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'nestjs-pg-pool-standby-')), 'data');
+    const ids = runAs();
+    if (ids) chownSync(dirname(dataDir), ids.uid, ids.gid);
+    const copy = spawnSync('cp', ['-a', primary.dataDir, dataDir], { encoding: 'utf8' });
+    if (copy.status !== 0) throw new Error(`copying the primary failed: ${copy.stderr}`);
+    rmSync(join(dataDir, 'postmaster.pid'), { force: true });
+    writeFileSync(join(dataDir, 'standby.signal'), '');
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=postgres password=''${primary.password.replace(/'/g, "\\'")}'' application_name=standby`;
+    writeFileSync(join(dataDir, 'postgresql.auto.conf'), `primary_conninfo = '${conninfo}'\n`, { flag: 'a' });
+    if (ids) spawnSync('chown', ['-R', `${ids.uid}:${ids.gid}`, dataDir]);
+    const standby = new PostgresServer(dataDir, await freePort(), primary.password, true);
+    await primary.start();
+    await standby.start();
+    return standby;
+  }
+
   /** @param {string} [database] */
   url(database = 'postgres') {
     return `postgresql://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${database}`;
@@ -112,7 +137,7 @@ export class PostgresServer {
       /** @param {Buffer} chunk */
       const onData = (chunk) => {
         log = (log + chunk.toString('utf8')).slice(-4000);
-        if (log.includes('ready to accept connections')) {
+        if (/ready to accept (read-only )?connections/.test(log)) {
           child.stderr?.off('data', onData);
           resolve(undefined);
         }
