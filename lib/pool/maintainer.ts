@@ -75,6 +75,7 @@ export class Maintainer {
   private lastKeepaliveAt = 0;
   private lastError: ConnectError | undefined;
   private lastRunSummary: MaintenanceRun | undefined;
+  private capacityChecked = false;
 
   constructor(private readonly pool: MaintainedPool) {
     this.nextDelayMs = pool.options.reconnectDelayMs;
@@ -144,6 +145,10 @@ export class Maintainer {
       this.pool.connectFailed(failure, Date.now() - startedAt, retryInMs);
       return;
     }
+    if (!this.capacityChecked) {
+      this.capacityChecked = true;
+      await this.warnIfOverCapacity(connection);
+    }
     this.connecting--;
     this.failingSince = undefined;
     this.nextDelayMs = this.pool.options.reconnectDelayMs;
@@ -155,6 +160,30 @@ export class Maintainer {
     }
     this.pool.adopt(connection);
     this.fill();
+  }
+
+  /**
+   * Once per pool, on its first connection: warns when `max` exceeds what the server
+   * allows (`max_connections` minus the reserved slots), since the pool would then fail
+   * with "too many clients" before it ever reached `max`.
+   */
+  private async warnIfOverCapacity(connection: PoolConnection): Promise<void> {
+    const { options } = this.pool;
+    try {
+      const { rows } = await connection.client.query<{ max_connections: number; reserved: number }>(
+        "SELECT current_setting('max_connections')::int AS max_connections, " +
+        "current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved");
+      const row = rows?.[0];
+      if (!row) return;
+      const allowed = row.max_connections - row.reserved;
+      if (options.max > allowed) {
+        options.logger.warn(`pool '${options.name}': max (${options.max}) exceeds the connections the server allows ` +
+          `(${allowed} = max_connections ${row.max_connections} - ${row.reserved} reserved, for every client together); ` +
+          'size pools by the rule of thumb connections = cores x 2 + spindles, or put PgBouncer in front');
+      }
+    } catch {
+      // Sizing advice only: a server that hides its settings still gets a pool.
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { PoolStats } from '../../lib/index.js';
-import { adminQuery, appNameOf, backendCount, createTestPool, eventually, terminateBackends } from '../support/database.js';
+import { adminQuery, appNameOf, backendCount, createTestPool, eventually, recordingLogger, terminateBackends } from '../support/database.js';
 
 describe('configure', () => {
   it('runs on each new connection before its first use', async () => {
@@ -158,5 +158,21 @@ describe('query', () => {
     await expect(pool.query('SELECT * FROM no_such_table')).rejects.toThrow(/relation "no_such_table" does not exist/);
     await pool.query('SELECT 1');
     expect(pool.getStats()).toMatchObject({ connectionsNum: 1, poolAvailable: 1 });
+  });
+});
+
+describe('sizing', () => {
+  it("warns once at open when max exceeds the server's max_connections minus the reserved slots", async () => {
+    const lines: string[] = [];
+    const pool = createTestPool({ min: 1, max: 5_000, logger: recordingLogger(lines) });
+    await pool.open({ wait: true });
+    await pool.query('SELECT 1');
+    const warnings = lines.filter((l) => l.includes('exceeds the connections the server allows'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/max \(5000\) exceeds the connections the server allows \(\d+ = max_connections \d+ - \d+ reserved/);
+    const quiet: string[] = [];
+    const fits = createTestPool({ min: 1, max: 5, logger: recordingLogger(quiet) });
+    await fits.open({ wait: true });
+    expect(quiet.filter((l) => l.includes('exceeds'))).toEqual([]);
   });
 });
