@@ -49,7 +49,8 @@ export class PgConnectionInterceptor implements NestInterceptor {
     // Decorated on both the class and the handler, the interceptor runs twice: the outer
     // run opens the scope, the inner one finds it open and passes through.
     if (!settings || currentScope()?.clients.has(settings.pool)) return next.handle();
-    const pool = this.registry.get(settings.pool);
+    const wanted = this.registry.get(settings.pool);
+    const pool = settings.fallback !== undefined && !wanted.available ? this.registry.get(settings.fallback) : wanted;
     const response = context.getType() === 'http' ? closableResponse(context.switchToHttp().getResponse()) : undefined;
 
     return new Observable<unknown>((subscriber) => {

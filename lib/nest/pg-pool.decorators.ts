@@ -26,6 +26,7 @@ export function UseConnection(poolOrOptions: string | UseConnectionOptions = {})
     pool: options.pool ?? DEFAULT_POOL_NAME,
     transaction: options.transaction === true ? {} : options.transaction || undefined,
     timeoutMs: options.timeoutMs,
+    fallback: options.fallback,
   };
   return applyDecorators(SetMetadata(USE_CONNECTION_METADATA, settings), UseInterceptors(PgConnectionInterceptor));
 }

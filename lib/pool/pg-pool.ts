@@ -140,6 +140,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.waiting.length;
   }
 
+  /**
+   * Whether the pool can serve now: open, and either holding connections or not failing
+   * to open them. False while its server is down: what replica routing falls back on.
+   */
+  get available(): boolean {
+    return this.poolState === 'open' && (this.connections.size > 0 || this.maintainer.failure === undefined);
+  }
+
   /** Clients checked out now and not yet released. O(size): for tests and diagnostics. */
   get checkedOutCount(): number {
     let count = 0;
