@@ -1,0 +1,69 @@
+import { parseIntoClientConfig } from 'pg-connection-string';
+import { PgPool, type PgPoolOptions } from '../../lib/index.js';
+import { adminQuery, recordingLogger, testUrl } from '../support/database.js';
+import { PgBouncer } from '../support/pgbouncer.js';
+
+describe('behind PgBouncer in transaction mode', () => {
+  let bouncer: PgBouncer;
+  const pools: PgPool[] = [];
+  // PgBouncer keeps its server connections open after our pools close, so these pools
+  // are not handed to the after-each check that waits for their sessions to leave.
+  const bouncerPool = (options: Partial<PgPoolOptions>): PgPool => {
+    const pool = new PgPool({
+      connectionString: bouncer.url('postgres'), connection: { application_name: 'bouncer-client' }, logger: recordingLogger(), ...options,
+    });
+    pools.push(pool);
+    return pool;
+  };
+  // The server connections carry the application_name PgBouncer forwards from its clients.
+  const serverConnections = async (): Promise<number> => Number((await adminQuery<{ n: string }>(
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'bouncer-client'"))[0].n);
+
+  afterEach(async () => {
+    for (const pool of pools.splice(0)) {
+      expect(pool.checkedOutCount).toBe(0);
+      await pool.close();
+    }
+  });
+
+  beforeAll(async () => {
+    const config = parseIntoClientConfig(testUrl());
+    bouncer = await PgBouncer.start({
+      host: String(config.host), port: Number(config.port), user: String(config.user),
+      password: String(config.password), database: String(config.database), poolSize: 5,
+    });
+    await adminQuery('CREATE TABLE IF NOT EXISTS bouncer_spec (tag text, n int)');
+    await adminQuery('TRUNCATE bouncer_spec');
+  });
+
+  afterAll(async () => {
+    await bouncer?.stop();
+  });
+
+  it('keeps withTransaction correct under concurrency on 5 server connections, with no session state', async () => {
+    const pool = bouncerPool({ min: 2, max: 20 });
+    let peakServer = 0;
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => pool.withTransaction(async (client) => {
+      for (let n = 0; n < 5; n++) await client.query('INSERT INTO bouncer_spec VALUES ($1, $2)', [`t${i}`, n]);
+      // Inside the transaction the same server connection sees its own writes, whatever PgBouncer does between transactions.
+      const { rows } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM bouncer_spec WHERE tag = $1', [`t${i}`]);
+      if (i % 10 === 0) peakServer = Math.max(peakServer, await serverConnections());
+      return rows[0].c;
+    })));
+    expect(results).toEqual(Array.from({ length: 60 }, () => 5));
+    expect((await adminQuery<{ c: number }>('SELECT count(*)::int AS c FROM bouncer_spec'))[0].c).toBe(300);
+    expect(peakServer).toBeGreaterThan(0);
+    expect(peakServer).toBeLessThanOrEqual(5);
+  });
+
+  it('rolls back transactions that throw, under concurrency', async () => {
+    const pool = bouncerPool({ min: 1, max: 20 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => pool.withTransaction(async (client) => {
+      await client.query('INSERT INTO bouncer_spec VALUES ($1, 0)', [`rollback-${i}`]);
+      if (i % 2 === 0) throw new Error('abort');
+    })));
+    expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(20);
+    expect((await adminQuery<{ c: number }>("SELECT count(*)::int AS c FROM bouncer_spec WHERE tag LIKE 'rollback-%'"))[0].c).toBe(20);
+    expect(pool.getStats().returnsBad).toBe(0);
+  });
+});
