@@ -3,6 +3,7 @@ import { burstBenchmark } from './burst.bench.js';
 import { httpBenchmark } from './http.bench.js';
 import { memoryBenchmark } from './memory.bench.js';
 import { overheadBenchmark } from './overhead.bench.js';
+import { pgbouncerBenchmark } from './pgbouncer.bench.js';
 import { queriesBenchmark } from './queries.bench.js';
 import { benchDatabase } from './server.js';
 
@@ -17,6 +18,7 @@ const sections: Record<string, (url: string) => Promise<unknown>> = {
   burst: burstBenchmark,
   http: httpBenchmark,
   memory: memoryBenchmark,
+  pgbouncer: pgbouncerBenchmark,
 };
 
 async function main(): Promise<void> {
