@@ -67,6 +67,17 @@ describe('several hosts: a primary and a streaming standby', () => {
     expect(on.port).toBe(wanted.port);
   });
 
+  it('with loadBalanceHosts, spreads new connections over the hosts in random order', async () => {
+    const ports = new Set<number>();
+    for (let i = 0; i < 20 && ports.size < 2; i++) {
+      const pool = createTestPool({ connectionString: url(primary.port, standby.port), loadBalanceHosts: true, min: 1, max: 1 });
+      ports.add((await landedOn(pool)).port);
+      await pool.close();
+    }
+    // Both hosts got connections (the chance of 20 draws all on one host is 2 in a million).
+    expect([...ports].sort()).toEqual([primary.port, standby.port].sort());
+  });
+
   it('reads target_session_attrs from the URL', async () => {
     const pool = createTestPool({ connectionString: `${url(standby.port, primary.port)}?target_session_attrs=read-write`, min: 1 });
     expect(pool.options.targetSessionAttrs).toBe('read-write');

@@ -1,5 +1,9 @@
 import { parseIntoClientConfig } from 'pg-connection-string';
-import { PgPool, type PgPoolOptions } from '../../lib/index.js';
+import { BadRequestException, Controller, Param, Post } from '@nestjs/common';
+import request from 'supertest';
+import { PgPool, type PgPoolOptions, type PooledClient } from '../../lib/index.js';
+import { Conn, PgPoolModule, UseConnection } from '../../lib/nest/index.js';
+import { startApp } from '../support/nest-app.js';
 import { adminQuery, recordingLogger, testUrl } from '../support/database.js';
 import { PgBouncer } from '../support/pgbouncer.js';
 
@@ -65,5 +69,34 @@ describe('behind PgBouncer in transaction mode', () => {
     expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(20);
     expect((await adminQuery<{ c: number }>("SELECT count(*)::int AS c FROM bouncer_spec WHERE tag LIKE 'rollback-%'"))[0].c).toBe(20);
     expect(pool.getStats().returnsBad).toBe(0);
+  });
+
+  it('runs @UseConnection({ transaction: true }) requests correctly through it under concurrency', async () => {
+    @Controller()
+    class WritesController {
+      @Post('write/:tag')
+      @UseConnection({ transaction: true })
+      async write(@Param('tag') tag: string, @Conn() client: PooledClient): Promise<{ seen: number }> {
+        await client.query('INSERT INTO bouncer_spec VALUES ($1, 1)', [tag]);
+        await client.query('INSERT INTO bouncer_spec VALUES ($1, 2)', [tag]);
+        if (tag.endsWith('-fail')) throw new BadRequestException('rolled back');
+        return (await client.query<{ seen: number }>('SELECT count(*)::int AS seen FROM bouncer_spec WHERE tag = $1', [tag])).rows[0];
+      }
+    }
+    const { app, close } = await startApp({
+      imports: [PgPoolModule.forRoot({ connectionString: bouncer.url('postgres'), connection: { application_name: 'bouncer-client' }, min: 1, max: 10 })],
+      controllers: [WritesController],
+    });
+    try {
+      const responses = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+        request(app.getHttpServer()).post(`/write/http-${i}${i % 3 === 0 ? '-fail' : ''}`)));
+      responses.forEach((response, i) => {
+        if (i % 3 === 0) expect(response.status).toBe(400);
+        else expect(response.body).toEqual({ seen: 2 });
+      });
+      expect((await adminQuery<{ c: number }>("SELECT count(*)::int AS c FROM bouncer_spec WHERE tag LIKE 'http-%'"))[0].c).toBe(40);
+    } finally {
+      await close();
+    }
   });
 });
