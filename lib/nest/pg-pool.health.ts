@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { redactConnectionString } from '../pool/index.js';
+import { withTimeout } from '../pool/with-timeout.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import { PgPoolRegistry } from './pg-pool.registry.js';
 
@@ -60,19 +61,12 @@ export class PgPoolHealthIndicator {
       return indicator.down({ pool: name, message: `no pool named '${name}'; registered: ${this.registry.ids().join(', ')}` });
     }
     const pool = this.registry.get(name);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        pool.withConnection((client) => client.query('SELECT 1'), { timeoutMs }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`timeout of ${timeoutMs}ms exceeded`)), timeoutMs);
-        }),
-      ]);
+      await withTimeout(pool.withConnection((client) => client.query('SELECT 1'), { timeoutMs }), timeoutMs,
+        `timeout of ${timeoutMs}ms exceeded`);
       return indicator.up({ pool: name, ...pool.getStats() });
     } catch (error) {
       return indicator.down({ pool: name, message: redactConnectionString((error as Error).message), ...pool.getStats() });
-    } finally {
-      clearTimeout(timer);
     }
   }
 

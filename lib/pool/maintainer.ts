@@ -1,3 +1,4 @@
+import { Backoff } from './backoff.js';
 import { ConnectError, openConnection, toError } from './connection-opener.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
 import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
@@ -53,7 +54,6 @@ export interface MaintenanceRun {
 
 const MIN_TICK_MS = 10;
 const MAX_TICK_MS = 1_000;
-const BACKOFF_JITTER = 0.1;
 
 /**
  * The pool's background worker, after psycopg_pool's: it opens connections (to `min`,
@@ -69,7 +69,7 @@ export class Maintainer {
   private running = false;
   /** Backoff state: set while connection attempts keep failing. */
   private failingSince: number | undefined;
-  private nextDelayMs: number;
+  private readonly backoff: Backoff;
   private reconnectFailedReported = false;
   private lastShrinkAt = 0;
   private lastKeepaliveAt = 0;
@@ -78,7 +78,7 @@ export class Maintainer {
   private capacityChecked = false;
 
   constructor(private readonly pool: MaintainedPool) {
-    this.nextDelayMs = pool.options.reconnectDelayMs;
+    this.backoff = new Backoff(pool.options.reconnectDelayMs, pool.options.reconnectMaxDelayMs);
   }
 
   /** Connections being opened now. */
@@ -151,7 +151,7 @@ export class Maintainer {
     }
     this.connecting--;
     this.failingSince = undefined;
-    this.nextDelayMs = this.pool.options.reconnectDelayMs;
+    this.backoff.reset();
     this.reconnectFailedReported = false;
     this.pool.connectSucceeded(connection, Date.now() - startedAt);
     if (!this.pool.isOpen()) {
@@ -201,11 +201,10 @@ export class Maintainer {
     const failingForMs = now - this.failingSince;
     if (failingForMs >= options.reconnectTimeoutMs && !this.reconnectFailedReported) {
       this.reconnectFailedReported = true;
-      this.nextDelayMs = options.reconnectMaxDelayMs;
+      this.backoff.toMax();
       this.pool.reconnectFailed({ name: options.name, lastError: error, failingForMs });
     }
-    const delay = Math.round(this.nextDelayMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER));
-    this.nextDelayMs = Math.min(this.nextDelayMs * 2, options.reconnectMaxDelayMs);
+    const delay = this.backoff.next();
     options.logger.warn(`pool '${options.name}': ${error.message}; retrying in ${delay} ms`);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -1,4 +1,5 @@
 import { escapeIdentifier, type Client, type Notification } from 'pg';
+import { Backoff } from './backoff.js';
 import { toError, passwordOf } from './connection-opener.js';
 import { PoolClosedError, PoolUsageError } from './errors.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
@@ -7,7 +8,6 @@ import { redactSecret } from './redact.js';
 /** Receives a notification's payload (empty string when NOTIFY sent none) and its channel. */
 export type NotificationHandler = (payload: string, channel: string) => void;
 
-const BACKOFF_JITTER = 0.1;
 
 /**
  * `LISTEN` on a dedicated connection, never one of the pool's: a listening session must
@@ -21,13 +21,13 @@ export class PgListener {
   private connecting: Promise<Client> | undefined;
   private readonly handlers = new Map<string, Set<NotificationHandler>>();
   private retryTimer: NodeJS.Timeout | undefined;
-  private delayMs: number;
+  private readonly backoff: Backoff;
   private closed = false;
   /** Times the listener reconnected after losing its connection. */
   reconnects = 0;
 
   constructor(private readonly options: ResolvedPoolOptions) {
-    this.delayMs = options.reconnectDelayMs;
+    this.backoff = new Backoff(options.reconnectDelayMs, options.reconnectMaxDelayMs);
   }
 
   /** Starts listening on `channel`; resolves once `LISTEN` ran, with a function that stops this handler. */
@@ -116,8 +116,7 @@ export class PgListener {
 
   private scheduleReconnect(): void {
     if (this.retryTimer || this.closed) return;
-    const delay = Math.round(this.delayMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER));
-    this.delayMs = Math.min(this.delayMs * 2, this.options.reconnectMaxDelayMs);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.resubscribe();
@@ -129,7 +128,7 @@ export class PgListener {
     try {
       const client = await this.connection();
       for (const channel of this.handlers.keys()) await client.query(`LISTEN ${escapeIdentifier(channel)}`);
-      this.delayMs = this.options.reconnectDelayMs;
+      this.backoff.reset();
       this.reconnects++;
       this.options.logger.log(`pool '${this.options.name}': listener reconnected, listening on ${this.handlers.size} channel(s) again`);
     } catch (error) {

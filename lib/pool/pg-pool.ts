@@ -19,6 +19,7 @@ import type { PooledClient } from './pooled-client.js';
 import { describeTarget, redactSecret } from './redact.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
 import { Waiter, WaitingQueue } from './waiting-queue.js';
+import { withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
@@ -350,18 +351,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * of hanging it. The user's guard is lifted for the check's own queries.
    */
   private async runCheck(connection: PoolConnection, check: ClientHook, timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
     const limit = Math.min(timeoutMs, this.settings.connectTimeoutMs || timeoutMs);
     connection.unguard();
     try {
-      await Promise.race([
-        check(connection.client),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`check timed out after ${limit} ms`)), limit);
-        }),
-      ]);
+      await withTimeout(Promise.resolve(check(connection.client)), limit, `check timed out after ${limit} ms`);
     } finally {
-      clearTimeout(timer);
       connection.guard(this.usedAfterRelease);
     }
   }

@@ -1,0 +1,18 @@
+/**
+ * `work`, or a rejection with `message` once `ms` have passed, whichever comes first.
+ * The work is not cancelled (a promise cannot be); callers that own a connection close
+ * or cancel it themselves when the timeout wins.
+ */
+export async function withTimeout<T>(work: PromiseLike<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
