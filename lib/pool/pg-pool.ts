@@ -118,7 +118,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** The options in force, after defaults. */
   get options(): Readonly<ResolvedPoolOptions> {
-    return this.settings;
+    // A copy with the password masked: options get logged and dumped, the password must not.
+    const { password } = this.settings.clientConfig;
+    return { ...this.settings, clientConfig: { ...this.settings.clientConfig, password: password === undefined ? undefined : '***' } };
   }
 
   /** Where the pool connects, as `host:port/database` (no credentials). */

@@ -112,7 +112,7 @@ export interface PgConnectionConfig extends ClientConfig {
 export interface ResolvedPoolOptions {
   /** The database id. */
   name: string;
-  /** `connectionString` parsed, merged with `connection`; holds the password, never logged. */
+  /** `connectionString` parsed, merged with `connection` (`pool.options` shows the password as `***`). */
   clientConfig: ClientConfig;
   /** The servers to try, in order (one unless a host list was given). */
   hosts: HostAddress[];

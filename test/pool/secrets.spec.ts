@@ -44,7 +44,8 @@ describe('secrets', () => {
     await eventually('the pool is back at min', () => pool.getStats().poolAvailable === 1);
     const client = await pool.acquire();
     await client[Symbol.asyncDispose]();
-    seen.push(JSON.stringify(pool.getStats()), JSON.stringify(refused.getStats()), pool.target, refused.target);
+    seen.push(JSON.stringify(pool.getStats()), JSON.stringify(refused.getStats()), pool.target, refused.target,
+      JSON.stringify(pool.options), JSON.stringify(refused.options));
 
     const everything = [...seen, ...lines].join('\n');
     expect(lines.length).toBeGreaterThan(3);
