@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './postgres-server.js';
 
 /** What the proxy does with traffic. */
 export type ProxyMode =
@@ -22,10 +23,7 @@ export class FaultProxy {
   }
 
   static async start(target: { host: string; port: number }): Promise<FaultProxy> {
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const proxy = new FaultProxy(target.host, target.port, port);
+    const proxy = new FaultProxy(target.host, target.port, await freePort());
     await proxy.listen();
     return proxy;
   }

@@ -1,9 +1,9 @@
 // Plain JavaScript (ES module, JSDoc-typed), like postgres-server.js, for tests and benchmarks.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './postgres-server.js';
+import { freePort, runAs } from './postgres-server.js';
 
 /** Where Debian's `pgbouncer` package puts the binary (`.ci/run` installs it). */
 export const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
@@ -107,13 +107,4 @@ async function accepts(port) {
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   });
-}
-
-/** @returns {{ uid: number; gid: number } | undefined} */
-function runAs() {
-  if (userInfo().uid !== 0) return undefined;
-  const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-  const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-  if (uid.status !== 0) throw new Error('running as root without a `postgres` user to run PgBouncer as');
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }

@@ -242,10 +242,11 @@ function locateNative() {
 }
 
 /**
- * As root, the uid/gid of the `postgres` user to run the server as (created if missing).
+ * As root, the uid/gid of the `postgres` user to run the server (and PgBouncer) as,
+ * created if missing.
  * @returns {{ uid: number; gid: number } | undefined}
  */
-function runAs() {
+export function runAs() {
   if (userInfo().uid !== 0) return undefined;
   const lookup = () => {
     const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
