@@ -1,7 +1,7 @@
+import { monotonicNow } from './clock.js';
 import { PoolConnection } from './pool-connection.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
 import { hostsToTry, sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
-import { describeTarget, redactSecret } from './redact.js';
 
 /** Spread `maxLifetimeMs` by up to this fraction, so connections opened together expire apart. */
 const LIFETIME_JITTER = 0.05;
@@ -11,23 +11,41 @@ const LIFETIME_JITTER = 0.05;
  * Resolves with a connection that has run `configure`; rejects with an error whose
  * message names the target and the server's reason, and never the password.
  */
-export async function openConnection(
+export function openConnection(
   options: ResolvedPoolOptions,
   onLost: (connection: PoolConnection, error: Error) => void,
 ): Promise<PoolConnection> {
-  const { hosts, targetSessionAttrs: wanted } = options;
-  if (hosts.length === 1 && wanted === 'any') return openOn(options, hosts[0], 'any', onLost);
-  // Several hosts, or a kind of server to find: libpq's algorithm. Try each host in order
-  // until one accepts and matches; with prefer-standby, a second pass takes any server.
-  const order = hostsToTry(hosts, options.loadBalanceHosts);
+  return connectToTarget(options, options.target.targetSessionAttrs, (host, pass) => openOn(options, host, pass, onLost));
+}
+
+/**
+ * libpq's multi-host algorithm, for every connection the pool makes (pooled ones and the
+ * LISTEN session): try each host in order (shuffled with `loadBalanceHosts`) until one
+ * accepts and matches `wanted`; with prefer-standby, a second pass takes any server.
+ * Rejects with a `ConnectError` listing each host's reason, password-free.
+ */
+export async function connectToTarget<T>(
+  options: ResolvedPoolOptions,
+  wanted: TargetSessionAttrs,
+  attempt: (host: HostAddress, pass: TargetSessionAttrs) => Promise<T>,
+): Promise<T> {
+  const { hosts, loadBalanceHosts } = options.target;
+  if (hosts.length === 1 && wanted === 'any') {
+    try {
+      return await attempt(hosts[0], 'any');
+    } catch (error) {
+      throw error instanceof ConnectError ? error : new ConnectError(options, error);
+    }
+  }
+  const order = hostsToTry(hosts, loadBalanceHosts);
   const passes: TargetSessionAttrs[] = wanted === 'prefer-standby' ? ['standby', 'any'] : [wanted];
   const refusals: string[] = [];
   for (const pass of passes) {
     for (const host of order) {
       try {
-        return await openOn(options, host, pass, onLost);
+        return await attempt(host, pass);
       } catch (error) {
-        refusals.push(`${host.host}:${host.port}: ${redactSecret(toError(error).message, passwordOf(options))}`);
+        refusals.push(`${host.host}:${host.port}: ${options.target.redact(toError(error).message)}`);
       }
     }
   }
@@ -43,12 +61,11 @@ async function openOn(
   wanted: TargetSessionAttrs,
   onLost: (connection: PoolConnection, error: Error) => void,
 ): Promise<PoolConnection> {
-  const single = options.hosts.length === 1;
-  const client = new options.Client(single ? options.clientConfig : { ...options.clientConfig, host: address.host, port: address.port });
-  const startedAt = Date.now();
+  const client = new options.Client(options.target.configFor(address));
+  const startedAt = monotonicNow();
   const lifetime = options.maxLifetimeMs * (1 - Math.random() * LIFETIME_JITTER);
-  const connection = new PoolConnection(client, startedAt, startedAt + lifetime, `${address.host}:${address.port}`);
-  const needsWrites = options.targetSessionAttrs === 'read-write' || options.targetSessionAttrs === 'primary';
+  const connection = new PoolConnection(client, startedAt, startedAt + lifetime, address);
+  const needsWrites = options.target.targetSessionAttrs === 'read-write' || options.target.targetSessionAttrs === 'primary';
   // Listen before connecting: a pg client that emits 'error' with no listener takes
   // the whole process down, and a restarting server can do that at any moment.
   const lost = (error: Error): void => {
@@ -66,23 +83,56 @@ async function openOn(
     if (message.severity === 'FATAL' || message.severity === 'PANIC') {
       lost(new Error(`the server ended the session: ${message.message ?? message.severity}`));
     } else if (needsWrites && message.code === READ_ONLY_SQL_TRANSACTION) {
-      // A write refused by a server that turned read-only (a failover demoted it): this
-      // connection can never serve a read-write pool again. Dropped on release.
-      lost(new Error(`the server is read-only now: ${message.message ?? ''}`));
+      // A write refused as read-only: a failover demoted the server (the connection can
+      // never serve this pool again), or the user's own `BEGIN READ ONLY`. The pool asks
+      // the server which when the connection comes back.
+      connection.suspectReadOnly = true;
     }
   });
   try {
     await client.connect();
     const mismatch = await sessionMismatch(client, wanted);
     if (mismatch) throw new Error(mismatch);
-    if (options.configure) await options.configure(client);
+    if (options.configure) {
+      await options.configure(client);
+      // A hook that left a transaction open (BEGIN without COMMIT) or a query running
+      // would hand its state to the first user: refuse the connection, as psycopg does.
+      const status = client.getTransactionStatus();
+      if (status !== 'I' || connection.isBusy) {
+        throw new Error(`the \`configure\` hook left the connection ${status === 'I' ? 'with a query running' : 'inside a transaction'}; ` +
+          'await every query it runs and end any transaction it opens (COMMIT)');
+      }
+    }
+    // Lost while being set up (its backend terminated during `configure`): never pooled.
+    if (connection.lostWith) throw connection.lostWith;
   } catch (error) {
     client.removeAllListeners('end');
     connection.lostWith = toError(error);
-    await client.end().catch(() => undefined);
-    throw single && wanted === 'any' ? new ConnectError(options, error) : error;
+    await endWithin(connection, END_TIMEOUT_MS);
+    throw error;
   }
   return connection;
+}
+
+/**
+ * How long `client.end()` may take before the socket is destroyed instead: the Terminate
+ * handshake needs an answering peer, and a black-holed one would hold it forever.
+ */
+export const END_TIMEOUT_MS = 1_000;
+
+/** Ends a connection's client within `timeoutMs`, destroying its socket past that; never rejects. */
+export async function endWithin(connection: PoolConnection, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    connection.client.end().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        connection.destroy();
+        resolve();
+      }, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** SQLSTATE 25006: "cannot execute … in a read-only transaction". */
@@ -96,8 +146,8 @@ interface WireEvents {
 /** A failed connection attempt, with the server's reason in a password-free message. */
 export class ConnectError extends Error {
   constructor(options: ResolvedPoolOptions, cause: unknown) {
-    const reason = redactSecret(toError(cause).message, passwordOf(options));
-    super(`cannot connect to ${describeTarget(options.clientConfig, options.hosts)}: ${reason}`);
+    const reason = options.target.redact(toError(cause).message);
+    super(`cannot connect to ${options.target.describe()}: ${reason}`);
     this.name = 'ConnectError';
     const code = (cause as { code?: unknown } | null)?.code;
     if (typeof code === 'string') this.code = code;
@@ -105,11 +155,6 @@ export class ConnectError extends Error {
 
   /** The server's SQLSTATE (`28P01` bad password, `3D000` unknown database) or Node's (`ECONNREFUSED`). */
   code: string | undefined;
-}
-
-export function passwordOf(options: ResolvedPoolOptions): string | undefined {
-  const password = options.clientConfig.password;
-  return typeof password === 'string' ? password : undefined;
 }
 
 export function toError(value: unknown): Error {

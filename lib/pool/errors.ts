@@ -18,6 +18,25 @@ export class PoolError extends Error {
 /** No connection became available within the request's timeout. */
 export class PoolTimeoutError extends PoolError {}
 
+/**
+ * The database is unavailable: the pool holds no connection and its attempts to open one
+ * are failing (server down, refused, password rejected). Raised after
+ * `unavailableTimeoutMs` rather than the whole acquire timeout; the message and `code`
+ * carry the server's reason. The Nest filter answers it with 503 and `Retry-After`.
+ */
+export class PoolUnavailableError extends PoolError {
+  /** The last connection error's code (`ECONNREFUSED`, `28P01`, ...), if it had one. */
+  readonly code: string | undefined;
+  /** When a retry may succeed at the earliest: the pool's next attempt. */
+  readonly retryAfterMs: number;
+
+  constructor(poolName: string, message: string, options: { cause?: unknown; code?: string; retryAfterMs: number }) {
+    super(poolName, message, { cause: options.cause });
+    this.code = options.code;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
 /** More requests are already waiting than `maxWaiting` allows. */
 export class TooManyRequestsError extends PoolError {}
 

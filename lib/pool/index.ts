@@ -17,5 +17,6 @@ export {
 } from './pool-options.js';
 export type { TransactionOptions } from './transaction-options.js';
 export { redactConnectionString } from './redact.js';
+export { ConnectionTarget } from './connection-target.js';
 export type { TargetSessionAttrs, HostAddress } from './target-session.js';
 export { PgListener, type NotificationHandler } from './pg-listener.js';

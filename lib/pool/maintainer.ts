@@ -1,4 +1,5 @@
 import { Backoff } from './backoff.js';
+import { monotonicNow } from './clock.js';
 import { ConnectError, openConnection, toError } from './connection-opener.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
 import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
@@ -53,6 +54,12 @@ export interface MaintenanceRun {
 }
 
 const MIN_TICK_MS = 10;
+/**
+ * While requests wait on a server that refuses connections, attempts come this often
+ * whatever the backoff has grown to: a server back (or a standby promoted) is found
+ * within about this long, while an idle pool still backs off to `reconnectMaxDelayMs`.
+ */
+export const DEMAND_RETRY_MS = 500;
 const MAX_TICK_MS = 1_000;
 
 /**
@@ -66,7 +73,13 @@ export class Maintainer {
   private connecting = 0;
   private tickTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** When the armed retry fires, and when the last attempt failed (monotonic ms). */
+  private retryAt = 0;
+  private lastFailureAt = 0;
   private running = false;
+  /** Idle connections being checked by keepalive or `checkIdle()` now: at most one. */
+  private checking = 0;
+  private keepaliveRunning: Promise<void> | undefined;
   /** Backoff state: set while connection attempts keep failing. */
   private failingSince: number | undefined;
   private readonly backoff: Backoff;
@@ -98,7 +111,7 @@ export class Maintainer {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.lastShrinkAt = this.lastKeepaliveAt = Date.now();
+    this.lastShrinkAt = this.lastKeepaliveAt = monotonicNow();
     if (this.pool.options.scheduleMaintenance) {
       this.tickTimer = setInterval(() => void this.runOnce(), this.intervalMs);
       this.tickTimer.unref();
@@ -119,11 +132,17 @@ export class Maintainer {
    * failing it does nothing: the backoff timer calls it again.
    */
   fill(): void {
-    if (!this.running || !this.pool.isOpen() || this.retryTimer) return;
+    if (!this.running || !this.pool.isOpen()) return;
+    if (this.retryTimer) {
+      this.hurryRetryForDemand();
+      return;
+    }
     const { max } = this.pool.options;
     const size = this.pool.openCount() + this.connecting;
     let wanted = Math.max(0, this.pool.floor() - size);
-    const uncovered = this.pool.waitingCount() - this.pool.idleCount() - this.connecting;
+    // A connection under a keepalive check comes back within the check's bound: it
+    // covers a waiter, so a check never makes the pool grow.
+    const uncovered = this.pool.waitingCount() - this.pool.idleCount() - this.connecting - this.checking;
     if (uncovered > wanted) wanted = uncovered;
     wanted = Math.min(wanted, max - size);
     // While failing, one attempt at a time: a down server gets one probe, not `max`.
@@ -134,7 +153,7 @@ export class Maintainer {
   /** The `AddConnection` task. */
   private async addConnection(): Promise<void> {
     this.connecting++;
-    const startedAt = Date.now();
+    const startedAt = monotonicNow();
     let connection: PoolConnection;
     try {
       connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error));
@@ -142,7 +161,7 @@ export class Maintainer {
       this.connecting--;
       const failure = error instanceof ConnectError ? error : new ConnectError(this.pool.options, toError(error));
       const retryInMs = this.scheduleRetry(failure);
-      this.pool.connectFailed(failure, Date.now() - startedAt, retryInMs);
+      this.pool.connectFailed(failure, monotonicNow() - startedAt, retryInMs);
       return;
     }
     if (!this.capacityChecked) {
@@ -153,7 +172,7 @@ export class Maintainer {
     this.failingSince = undefined;
     this.backoff.reset();
     this.reconnectFailedReported = false;
-    this.pool.connectSucceeded(connection, Date.now() - startedAt);
+    this.pool.connectSucceeded(connection, monotonicNow() - startedAt);
     if (!this.pool.isOpen()) {
       this.pool.discard(connection, 'closed');
       return;
@@ -193,9 +212,10 @@ export class Maintainer {
    * Returns the delay chosen, or undefined when a retry was already scheduled.
    */
   private scheduleRetry(error: ConnectError): number | undefined {
-    const now = Date.now();
+    const now = monotonicNow();
     const { options } = this.pool;
     this.lastError = error;
+    this.lastFailureAt = now;
     if (this.failingSince === undefined) this.failingSince = now;
     if (!this.running || !this.pool.isOpen() || this.retryTimer) return undefined;
     const failingForMs = now - this.failingSince;
@@ -204,14 +224,77 @@ export class Maintainer {
       this.backoff.toMax();
       this.pool.reconnectFailed({ name: options.name, lastError: error, failingForMs });
     }
-    const delay = this.backoff.next();
-    options.logger.warn(`pool '${options.name}': ${error.message}; retrying in ${delay} ms`);
+    const backoffMs = this.backoff.next();
+    if (this.pool.waitingCount() > 0 && backoffMs > DEMAND_RETRY_MS) {
+      // Requests are waiting: the next attempt comes soon, whatever the backoff says.
+      options.logger.debug?.(`pool '${options.name}': ${error.message}; requests are waiting, retrying in ${DEMAND_RETRY_MS} ms`);
+      this.armRetry(DEMAND_RETRY_MS);
+      return DEMAND_RETRY_MS;
+    }
+    options.logger.warn(`pool '${options.name}': ${error.message}; retrying in ${backoffMs} ms`);
+    this.armRetry(backoffMs);
+    return backoffMs;
+  }
+
+  private armRetry(delayMs: number): void {
+    clearTimeout(this.retryTimer);
+    this.retryAt = monotonicNow() + delayMs;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.fill();
-    }, delay);
+    }, delayMs);
     this.retryTimer.unref();
-    return delay;
+  }
+
+  /**
+   * A request arrived while the pool backs off: bring the armed retry forward to
+   * `DEMAND_RETRY_MS` after the last failure, so the time from "the server is back" to
+   * "the request is served" does not depend on how long the outage has lasted.
+   */
+  private hurryRetryForDemand(): void {
+    if (this.connecting > 0 || this.pool.waitingCount() === 0) return;
+    const dueAt = this.lastFailureAt + DEMAND_RETRY_MS;
+    if (this.retryAt > dueAt + 1) this.armRetry(Math.max(0, dueAt - monotonicNow()));
+  }
+
+  /**
+   * The `CheckConnections` task (keepalive, `pool.check()`): checks the connections idle
+   * now, one at a time as HikariCP's keepalive does, each taken out of the deque only for
+   * its own check. Taking them all at once would leave arriving requests nothing idle,
+   * and each would open a connection of its own. A pass already running is joined.
+   */
+  async checkIdle(): Promise<{ checked: number; failed: number }> {
+    const result = { checked: 0, failed: 0 };
+    if (this.keepaliveRunning) {
+      await this.keepaliveRunning;
+      return result;
+    }
+    const pass = (async () => {
+      for (const connection of [...this.pool.idleConnections()]) {
+        if (!this.pool.isOpen() || !this.pool.takeIdle(connection)) continue;
+        result.checked++;
+        this.checking++;
+        let passed: boolean;
+        try {
+          passed = await this.pool.check(connection);
+        } finally {
+          this.checking--;
+        }
+        if (passed) {
+          this.pool.adopt(connection);
+        } else {
+          result.failed++;
+          this.pool.discardLost(connection, 'keepalive');
+        }
+      }
+    })();
+    this.keepaliveRunning = pass;
+    try {
+      await pass;
+    } finally {
+      this.keepaliveRunning = undefined;
+    }
+    return result;
   }
 
   /**
@@ -230,9 +313,9 @@ export class Maintainer {
    * `ShrinkPool` and `CheckConnections` tasks, then `fill()` to replace what went.
    */
   async runOnce(): Promise<MaintenanceRun> {
-    const now = Date.now();
+    const now = monotonicNow();
     const { options } = this.pool;
-    const run: MaintenanceRun = { at: new Date(now), expired: 0, shrunk: 0, keepaliveChecked: 0, keepaliveFailed: 0, opening: 0 };
+    const run: MaintenanceRun = { at: new Date(), expired: 0, shrunk: 0, keepaliveChecked: 0, keepaliveFailed: 0, opening: 0 };
     if (!this.pool.isOpen()) return run;
 
     for (const connection of [...this.pool.idleConnections()]) {
@@ -255,18 +338,11 @@ export class Maintainer {
       }
     }
 
-    if (options.keepaliveIntervalMs > 0 && now - this.lastKeepaliveAt >= options.keepaliveIntervalMs) {
+    if (options.keepaliveIntervalMs > 0 && now - this.lastKeepaliveAt >= options.keepaliveIntervalMs && !this.keepaliveRunning) {
       this.lastKeepaliveAt = now;
-      const taken = [...this.pool.idleConnections()].filter((c) => this.pool.takeIdle(c));
-      run.keepaliveChecked = taken.length;
-      await Promise.all(taken.map(async (connection) => {
-        if (await this.pool.check(connection)) {
-          this.pool.adopt(connection);
-        } else {
-          run.keepaliveFailed++;
-          this.pool.discardLost(connection, 'keepalive');
-        }
-      }));
+      const result = await this.checkIdle();
+      run.keepaliveChecked = result.checked;
+      run.keepaliveFailed = result.failed;
     }
 
     this.fill();

@@ -1,9 +1,9 @@
 import { escapeIdentifier, type Client, type Notification } from 'pg';
 import { Backoff } from './backoff.js';
-import { toError, passwordOf } from './connection-opener.js';
+import { connectToTarget, toError } from './connection-opener.js';
 import { PoolClosedError, PoolUsageError } from './errors.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
-import { redactSecret } from './redact.js';
+import { sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 
 /** Receives a notification's payload (empty string when NOTIFY sent none) and its channel. */
 export type NotificationHandler = (payload: string, channel: string) => void;
@@ -20,6 +20,8 @@ export class PgListener {
   private client: Client | undefined;
   private connecting: Promise<Client> | undefined;
   private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  /** The first `LISTEN` of each channel while it runs: a concurrent listen() waits for it. */
+  private readonly subscribing = new Map<string, Promise<void>>();
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private closed = false;
@@ -36,15 +38,39 @@ export class PgListener {
     if (typeof channel !== 'string' || channel.length === 0) {
       throw new PoolUsageError(this.options.name, 'listen: the channel must be a non-empty string');
     }
+    if (!this.handlers.has(channel)) {
+      let subscribing = this.subscribing.get(channel);
+      if (!subscribing) {
+        subscribing = this.subscribe(channel).finally(() => this.subscribing.delete(channel));
+        this.subscribing.set(channel, subscribing);
+      }
+      // A second listen() on a channel being subscribed resolves only once LISTEN ran,
+      // and fails with the first if it fails.
+      await subscribing;
+    }
     let set = this.handlers.get(channel);
     if (!set) {
-      set = new Set();
-      this.handlers.set(channel, set);
-      const client = await this.connection();
-      await client.query(`LISTEN ${escapeIdentifier(channel)}`);
+      // Unlistened meanwhile by an unlisten() of every handler: subscribe again.
+      return this.listen(channel, handler);
     }
     set.add(handler);
     return () => this.unlisten(channel, handler);
+  }
+
+  /**
+   * `LISTEN` on a channel, registered only once it succeeded: a failed first listen()
+   * leaves nothing behind, so the next one tries again. Registered before the statement
+   * is sent, so a reconnect meanwhile listens to it again.
+   */
+  private async subscribe(channel: string): Promise<void> {
+    const client = await this.connection();
+    this.handlers.set(channel, new Set());
+    try {
+      await client.query(`LISTEN ${escapeIdentifier(channel)}`);
+    } catch (error) {
+      if (this.handlers.get(channel)?.size === 0) this.handlers.delete(channel);
+      throw error;
+    }
   }
 
   /** Stops one handler, or every handler of the channel; `UNLISTEN` once none is left. */
@@ -81,17 +107,38 @@ export class PgListener {
     return this.connecting;
   }
 
+  /**
+   * The listening session goes where the pool writes: through the same host list and
+   * `target_session_attrs` as the pool's connections (a standby cannot LISTEN, so a
+   * replica pool's listener looks for a primary).
+   */
   private async connect(): Promise<Client> {
-    const client = new this.options.Client(this.options.clientConfig);
-    client.on('notification', (message: Notification) => this.dispatch(message));
-    client.on('error', () => this.lost(client));
-    client.on('end', () => this.lost(client));
-    await client.connect();
+    const attrs = this.options.target.targetSessionAttrs;
+    const wanted: TargetSessionAttrs = attrs === 'any' || attrs === 'read-write' || attrs === 'primary' ? attrs : 'primary';
+    const client = await connectToTarget(this.options, wanted, (host, pass) => this.connectTo(host, pass));
     if (this.closed) {
       await client.end().catch(() => undefined);
       throw new PoolClosedError(this.options.name, 'the listener is closed');
     }
     this.client = client;
+    return client;
+  }
+
+  private async connectTo(host: HostAddress, wanted: TargetSessionAttrs): Promise<Client> {
+    const client = new this.options.Client(this.options.target.configFor(host));
+    client.on('notification', (message: Notification) => this.dispatch(message));
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    try {
+      await client.connect();
+      const mismatch = await sessionMismatch(client, wanted);
+      if (mismatch) throw new Error(mismatch);
+    } catch (error) {
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     return client;
   }
 
@@ -133,7 +180,7 @@ export class PgListener {
       this.options.logger.log(`pool '${this.options.name}': listener reconnected, listening on ${this.handlers.size} channel(s) again`);
     } catch (error) {
       this.options.logger.warn(`pool '${this.options.name}': listener cannot reconnect yet: ` +
-        redactSecret(toError(error).message, passwordOf(this.options)));
+        this.options.target.redact(toError(error).message));
       if (this.client) {
         const broken = this.client;
         this.client = undefined;

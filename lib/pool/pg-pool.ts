@@ -1,25 +1,28 @@
 import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { ConnectError, passwordOf, toError } from './connection-opener.js';
+import { sendCancelRequest } from './cancel-request.js';
+import { monotonicNow } from './clock.js';
+import { ConnectError, END_TIMEOUT_MS, endWithin, toError } from './connection-opener.js';
 import { Deque } from './deque.js';
 import {
   PoolClosedError,
   PoolConfigError,
   PoolOpenError,
   PoolTimeoutError,
+  PoolUnavailableError,
   PoolUsageError,
   TooManyRequestsError,
 } from './errors.js';
-import { Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
+import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
 import { defaultCheckFor, resolvePoolOptions, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
-import { describeTarget, redactSecret } from './redact.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
 import { Waiter, WaitingQueue } from './waiting-queue.js';
-import { withTimeout } from './with-timeout.js';
+import { sessionMismatch } from './target-session.js';
+import { TimeoutError, withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
@@ -36,6 +39,18 @@ export interface OpenOptions {
 export interface AcquireOptions {
   /** Overrides `acquireTimeoutMs` for this request. */
   timeoutMs?: number;
+}
+
+/** What `JSON.stringify(pool)` shows of a pool. */
+export interface PoolSummary {
+  /** The pool's database id. */
+  name: string;
+  /** Where the pool is in its life. */
+  state: PoolState;
+  /** Where it connects, as `host:port/database` (no credentials). */
+  target: string;
+  /** Its stats now. */
+  stats: PoolStats;
 }
 
 /** How `close()` behaves. */
@@ -64,6 +79,8 @@ export interface PgPoolEvents {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** The bound on checks and return work when `connectTimeoutMs` is 0 (see checkTimeoutMs). */
+const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The stack of the code calling acquire(), without the pool's own frames. */
@@ -80,12 +97,16 @@ function acquiringStack(): string {
  * are what is used (Kysely, drizzle).
  */
 export class PgPool extends EventEmitter<PgPoolEvents> {
-  private readonly settings: ResolvedPoolOptions;
+  // `#private`, not just `private`: the settings lead to the connection target, and
+  // nothing of it may show in util.inspect/JSON.stringify of the pool.
+  readonly #settings: ResolvedPoolOptions;
   private poolState: PoolState = 'new';
   private readonly idle = new Deque<PoolConnection>();
   private readonly waiting = new WaitingQueue<PooledClient>();
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
+  /** The pool's record of each client it made: for cancelQuery. */
+  private readonly byClient = new WeakMap<Client, PoolConnection>();
   private readonly maintainer: Maintainer;
   private counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -99,16 +120,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
   private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
+  /** `unavailableTimeoutMs`: how long a request waits while the server is down. */
+  private readonly waitTimeoutWhileDown: number;
+  private downTimer: NodeJS.Timeout | undefined;
+  private downTimerAt = 0;
 
   constructor(options: PgPoolOptions) {
     super();
-    this.settings = resolvePoolOptions(options);
+    this.#settings = resolvePoolOptions(options);
     this.maintainer = new Maintainer(this.maintainedView());
+    this.waitTimeoutWhileDown = this.#settings.unavailableTimeoutMs;
   }
 
   /** The pool's database id. */
   get name(): string {
-    return this.settings.name;
+    return this.#settings.name;
   }
 
   /** Where the pool is in its life: new, open, closing or closed. */
@@ -118,14 +144,13 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** The options in force, after defaults. */
   get options(): Readonly<ResolvedPoolOptions> {
-    // A copy with the password masked: options get logged and dumped, the password must not.
-    const { password } = this.settings.clientConfig;
-    return { ...this.settings, clientConfig: { ...this.settings.clientConfig, password: password === undefined ? undefined : '***' } };
+    // The password is not in there: the target keeps it in a private field.
+    return { ...this.#settings };
   }
 
   /** Where the pool connects, as `host:port/database` (no credentials). */
   get target(): string {
-    return describeTarget(this.settings.clientConfig, this.settings.hosts);
+    return this.#settings.target.describe();
   }
 
   /** pg.Pool-compatible: connections open now. */
@@ -185,7 +210,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.maintainer.start();
     }
     if (!options.wait) return;
-    const timeoutMs = options.timeoutMs ?? this.settings.acquireTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.#settings.acquireTimeoutMs;
     try {
       await this.waitUntilReady(timeoutMs);
     } catch (error) {
@@ -195,7 +220,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   private waitUntilReady(timeoutMs: number): Promise<void> {
-    const target = Math.max(this.settings.min, 1);
+    const target = Math.max(this.#settings.min, 1);
     if (this.connections.size >= target) return Promise.resolve();
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -221,7 +246,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * A pool that was never opened opens itself first, as `pg.Pool` does.
    */
   acquire(options: AcquireOptions = {}): Promise<PooledClient> {
-    const timeoutMs = options.timeoutMs ?? this.settings.acquireTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.#settings.acquireTimeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
       return Promise.reject(new PoolUsageError(this.name, `acquire: \`timeoutMs\` must be a number >= 0, not ${String(timeoutMs)}`));
     }
@@ -232,9 +257,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     this.counters.requestsNum++;
     // With leak detection on, where the client was asked for: the caller's stack, now.
-    const origin = this.settings.leakDetectionMs > 0 ? acquiringStack() : undefined;
+    const origin = this.#settings.leakDetectionMs > 0 ? acquiringStack() : undefined;
     if (this.waiting.length === 0 && this.idle.length > 0) {
-      if (this.settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
+      if (this.#settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
       return Promise.resolve(this.checkOut(this.takeIdle(), origin));
     }
     return this.waitForConnection(timeoutMs, origin);
@@ -244,17 +269,20 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private async acquireChecked(timeoutMs: number, origin: string | undefined): Promise<PooledClient> {
     // The checks count against the request's own deadline: a black-holed server must
     // not hold the caller past it.
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monotonicNow() + timeoutMs;
     while (this.waiting.length === 0 && this.idle.length > 0) {
       const connection = this.takeIdle();
-      if (await this.passesCheck(connection, Math.max(1, deadline - Date.now()))) return this.checkOut(connection, origin);
+      const passed = await this.passesCheck(connection, Math.max(1, deadline - monotonicNow()));
+      // close() ran during the check: the connection is closed with the pool.
+      if (this.poolState !== 'open') break;
+      if (passed) return this.checkOut(connection, origin);
     }
-    return this.waitForConnection(Math.max(0, deadline - Date.now()), origin);
+    return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin);
   }
 
   /** The next idle connection: the oldest returned with 'fifo', the latest with 'lifo'. */
   private takeIdle(): PoolConnection {
-    return (this.settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
+    return (this.#settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
   }
 
   /** `pg.Pool`-compatible alias of `acquire()`. */
@@ -268,7 +296,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   private waitForConnection(timeoutMs: number, origin?: string): Promise<PooledClient> {
-    const { maxWaiting } = this.settings;
+    if (this.poolState !== 'open') {
+      this.counters.requestsErrors++;
+      return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
+    }
+    const { maxWaiting } = this.#settings;
     if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
       this.counters.requestsErrors++;
       return Promise.reject(new TooManyRequestsError(this.name,
@@ -277,15 +309,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     this.counters.requestsQueued++;
     return new Promise<PooledClient>((resolve, reject) => {
-      const now = Date.now();
+      const now = monotonicNow();
       const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
       waiter.origin = origin;
       this.waiting.push(waiter);
-      if (timeoutMs === this.settings.acquireTimeoutMs) {
+      if (timeoutMs === this.#settings.acquireTimeoutMs) {
         this.armQueueTimer(waiter.deadline);
       } else {
         waiter.timer = setTimeout(() => this.timeOut(waiter), timeoutMs);
       }
+      if (this.isDown) this.armDownTimer(now + this.waitTimeoutWhileDown);
       this.maintainer.fill();
     });
   }
@@ -298,13 +331,13 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    */
   private armQueueTimer(deadline: number): void {
     if (this.queueTimer) return;
-    this.queueTimer = setTimeout(() => this.expireWaiters(), Math.max(0, deadline - Date.now()));
+    this.queueTimer = setTimeout(() => this.expireWaiters(), Math.max(0, deadline - monotonicNow()));
   }
 
   /** The queue timer fired: time out the default waiters past their deadline, re-arm for the next. */
   private expireWaiters(): void {
     this.queueTimer = undefined;
-    const now = Date.now();
+    const now = monotonicNow();
     for (const waiter of this.waiting) {
       if (waiter.timer) continue;
       if (waiter.deadline > now) return this.armQueueTimer(waiter.deadline);
@@ -323,23 +356,73 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private timeOut(waiter: Waiter<PooledClient>): void {
     if (!this.waiting.remove(waiter)) return;
     this.disarmQueueTimerIfIdle();
-    const now = Date.now();
+    const now = monotonicNow();
     this.counters.requestsTimeouts++;
     this.counters.requestsErrors++;
     this.counters.requestsWaitMs += now - waiter.enqueuedAt;
+    const waitedMs = Math.round(now - waiter.enqueuedAt);
+    if (this.isDown) {
+      waiter.reject(this.unavailableError(waitedMs));
+      return;
+    }
     const failure = this.maintainer.failure;
     waiter.reject(new PoolTimeoutError(this.name,
-      `no connection available within ${waiter.deadline - waiter.enqueuedAt} ms (${this.connections.size}/${this.settings.max} in use or opening, ` +
+      `no connection available within ${Math.round(waiter.deadline - waiter.enqueuedAt)} ms (acquire timeout; ${this.connections.size}/${this.#settings.max} in use or opening, ` +
       `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.message}` : '')));
   }
 
+  /** The pool holds no connection and its latest attempt to open one failed: the server is down. */
+  private get isDown(): boolean {
+    return this.connections.size === 0 && this.maintainer.failure !== undefined;
+  }
+
+  private unavailableError(waitedMs: number): PoolUnavailableError {
+    const failure = this.maintainer.failure;
+    return new PoolUnavailableError(this.name,
+      `the database is unavailable: no connection could be opened to ${this.target} (waited ${waitedMs} ms)` +
+      (failure ? `: ${failure.message}` : ''), { cause: failure, retryAfterMs: DEMAND_RETRY_MS, code: failure?.code });
+  }
+
+  /**
+   * While the server is down, a waiter gives up after \`unavailableTimeoutMs\` with a
+   * \`PoolUnavailableError\` carrying the server's reason, instead of waiting its whole
+   * acquire timeout: a web app answers 503 at once. A restart shorter than that is
+   * ridden out, since attempts come every \`DEMAND_RETRY_MS\` while requests wait.
+   */
+  private armDownTimer(at: number): void {
+    if (this.waitTimeoutWhileDown <= 0) return;
+    if (this.downTimer && this.downTimerAt <= at) return;
+    clearTimeout(this.downTimer);
+    this.downTimerAt = at;
+    this.downTimer = setTimeout(() => this.failWaitersWhileDown(), Math.max(0, at - monotonicNow()));
+  }
+
+  private failWaitersWhileDown(): void {
+    this.downTimer = undefined;
+    if (!this.isDown) return;
+    const now = monotonicNow();
+    for (const waiter of this.waiting) {
+      const dueAt = waiter.enqueuedAt + this.waitTimeoutWhileDown;
+      if (dueAt > now) {
+        this.armDownTimer(dueAt);
+        return;
+      }
+      this.waiting.remove(waiter);
+      clearTimeout(waiter.timer);
+      this.counters.requestsErrors++;
+      this.counters.requestsWaitMs += now - waiter.enqueuedAt;
+      waiter.reject(this.unavailableError(Math.round(now - waiter.enqueuedAt)));
+    }
+    this.disarmQueueTimerIfIdle();
+  }
+
   /** Runs the acquire-time check on a connection taken from the deque; false if it was dropped. */
-  private async passesCheck(connection: PoolConnection, timeoutMs = this.settings.connectTimeoutMs): Promise<boolean> {
+  private async passesCheck(connection: PoolConnection, timeoutMs = this.checkTimeoutMs): Promise<boolean> {
     connection.state = 'checking';
     try {
       if (connection.isLost) throw connection.lostWith;
-      await this.runCheck(connection, this.settings.checkOnAcquire ?? defaultCheckFor(this.settings.targetSessionAttrs), timeoutMs);
-      if (connection.isLost) throw connection.lostWith;
+      await this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), timeoutMs);
+      if (connection.isLost || connection.client.getTransactionStatus() !== 'I' || connection.isBusy) throw connection.lostWith;
       return true;
     } catch {
       this.discardLost(connection, 'broken');
@@ -348,12 +431,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
+   * The bound on the pool's own work on a connection (checks, ROLLBACK and \`reset\` on
+   * return, waiting for the wire): \`connectTimeoutMs\`, or 10 s when that is 0 (no
+   * connect timeout, as in pg), since work without a bound can hold a slot for ever.
+   */
+  private get checkTimeoutMs(): number {
+    return this.#settings.connectTimeoutMs > 0 ? this.#settings.connectTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
+  }
+
+  /**
    * Runs a check (checkOnAcquire, keepalive) on a connection the pool holds, within
    * `connectTimeoutMs` at most: a server that stopped answering fails the check instead
    * of hanging it. The user's guard is lifted for the check's own queries.
    */
   private async runCheck(connection: PoolConnection, check: ClientHook, timeoutMs: number): Promise<void> {
-    const limit = Math.min(timeoutMs, this.settings.connectTimeoutMs || timeoutMs);
+    const limit = Math.min(timeoutMs, this.checkTimeoutMs);
     connection.unguard();
     try {
       await withTimeout(Promise.resolve(check(connection.client)), limit, `check timed out after ${limit} ms`);
@@ -364,7 +456,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private checkOut(connection: PoolConnection, origin?: string): PooledClient {
     connection.state = 'in-use';
-    connection.checkedOutAt = Date.now();
+    connection.checkedOutAt = monotonicNow();
     connection.unguard();
     const checkout = ++connection.checkouts;
     const client = connection.client as PooledClient;
@@ -401,7 +493,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const wasCheckedOut = connection.state === 'in-use';
     connection.state = 'returning';
     if (wasCheckedOut) {
-      this.counters.usageMs += Date.now() - connection.checkedOutAt;
+      this.counters.usageMs += monotonicNow() - connection.checkedOutAt;
       this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
     }
     if (destroy) {
@@ -409,7 +501,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       return RESOLVED;
     }
     // The common case, with nothing to wait for: back at once, no promise chain.
-    if (!connection.isLost && !connection.isBusy && !this.settings.reset) {
+    if (!connection.isLost && !connection.isBusy && !this.#settings.reset && !connection.cancelling && !connection.suspectReadOnly) {
       const status = connection.client.getTransactionStatus();
       if (status !== 'T' && status !== 'E') {
         this.reuse(connection);
@@ -419,31 +511,69 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.inspect(connection);
   }
 
-  /** The slow half of ReturnConnection: wait for the wire, then ROLLBACK and `reset` as needed. */
+  /**
+   * The slow half of ReturnConnection: wait for a cancel to settle and for the wire, then
+   * ROLLBACK, \`reset\` and the read-only question as needed. Each step is bounded by
+   * \`checkTimeoutMs\`: past it the socket is destroyed and the slot freed, so a server
+   * that stopped answering cannot hold the pool's connections for ever.
+   */
   private async inspect(connection: PoolConnection): Promise<void> {
-    if (connection.isBusy) await connection.whenIdle();
-    if (connection.isLost) {
-      this.counters.returnsBad++;
-      return this.discardLost(connection, 'broken');
-    }
-    const status = connection.client.getTransactionStatus();
+    const bound = this.checkTimeoutMs;
+    let timedOut = false;
+    const step = async (work: () => Promise<unknown>, what: string): Promise<void> => {
+      await withTimeout(work(), bound, `${what} took more than ${bound} ms`).catch((error: unknown) => {
+        timedOut = error instanceof TimeoutError;
+        throw error;
+      });
+    };
     try {
+      // A statement being cancelled: nobody gets the connection before the server has
+      // taken the CancelRequest, or the cancel could land on the next user's statement.
+      if (connection.cancelling) await step(() => connection.cancelling as Promise<unknown>, 'the cancel request');
+      if (connection.isBusy) await step(() => connection.whenIdle(), 'waiting for the statement in flight');
+      if (connection.isLost) {
+        this.counters.returnsBad++;
+        return this.discardLost(connection, 'broken');
+      }
+      const status = connection.client.getTransactionStatus();
       if (status === 'T' || status === 'E') {
         this.counters.returnsBad++;
-        await connection.rawQuery('ROLLBACK');
+        await step(() => connection.rawQuery('ROLLBACK'), 'ROLLBACK');
       }
-      if (this.settings.reset) {
+      if (this.#settings.reset) {
         connection.unguard();
         try {
-          await this.settings.reset(connection.client);
+          await step(async () => this.#settings.reset?.(connection.client), 'the reset hook');
+        } finally {
+          connection.guard(this.usedAfterRelease);
+        }
+        if (connection.client.getTransactionStatus() !== 'I' || connection.isBusy) {
+          throw new Error('the `reset` hook left the connection inside a transaction or with a query running; ' +
+            'await every query it runs and end any transaction it opens');
+        }
+      }
+      if (connection.suspectReadOnly && !connection.isLost) {
+        // A 25006 was seen: the user's own read-only transaction, or a demoted primary.
+        connection.suspectReadOnly = false;
+        connection.unguard();
+        try {
+          let mismatch: string | undefined;
+          await step(async () => {
+            mismatch = await sessionMismatch(connection.client, this.#settings.target.targetSessionAttrs);
+          }, 'the read-only check');
+          if (mismatch) connection.lostWith = new Error(`the server ${mismatch} now`);
         } finally {
           connection.guard(this.usedAfterRelease);
         }
       }
     } catch (error) {
-      this.settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
-        redactSecret(toError(error).message, passwordOf(this.settings)));
+      this.#settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
+        this.#settings.target.redact(toError(error).message));
+      // Past the bound the peer is not answering: shut the socket now.
+      if (timedOut) connection.destroy();
       return this.discard(connection, 'reset-failed');
+    } finally {
+      connection.cancelling = undefined;
     }
     if (connection.isLost) return this.discardLost(connection, 'broken');
     this.reuse(connection);
@@ -451,24 +581,25 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** A returned connection that passed inspection: replaced if past its lifetime, else handed on. */
   private reuse(connection: PoolConnection): void {
-    if (connection.expiresAt <= Date.now()) return this.discard(connection, 'lifetime');
+    if (connection.expiresAt <= monotonicNow()) return this.discard(connection, 'lifetime');
     this.adopt(connection);
   }
 
   /** A ready connection goes to the oldest waiter, else to the idle deque. */
   private adopt(connection: PoolConnection): void {
     if (this.poolState !== 'open') return this.discard(connection, 'closed');
-    if (this.connections.size > this.settings.max) return this.discard(connection, 'resize');
+    if (connection.isLost) return this.discardLost(connection, 'broken');
+    if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
     const waiter = this.waiting.shift();
     if (waiter) {
       if (waiter.timer) clearTimeout(waiter.timer);
       this.disarmQueueTimerIfIdle();
-      this.counters.requestsWaitMs += Date.now() - waiter.enqueuedAt;
+      this.counters.requestsWaitMs += monotonicNow() - waiter.enqueuedAt;
       waiter.resolve(this.checkOut(connection, waiter.origin));
       return;
     }
     connection.state = 'idle';
-    connection.idleSince = Date.now();
+    connection.idleSince = monotonicNow();
     this.idle.pushBack(connection);
   }
 
@@ -478,7 +609,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (connection.state === 'idle') this.idle.remove(connection);
     connection.state = 'closed';
     this.connections.delete(connection);
-    const ending = connection.client.end().catch(() => undefined);
+    // With a statement in flight the Terminate handshake waits for the statement: shut
+    // the socket at once instead (a check cut short by close(), a black-holed server).
+    if (connection.isBusy) connection.destroy();
+    const ending = endWithin(connection, END_TIMEOUT_MS);
     this.endings.add(ending);
     void ending.finally(() => this.endings.delete(ending));
     this.emit('remove', connection.client, reason);
@@ -500,8 +634,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** An error on a connection. Idle: removed now. Checked out: removed when released. */
   private onLost(connection: PoolConnection, error: Error): void {
     if (connection.state !== 'idle') return;
-    const message = redactSecret(error.message, passwordOf(this.settings));
-    this.settings.logger.warn(`pool '${this.name}': an idle connection was lost (${message}); replacing it`);
+    const message = this.#settings.target.redact(error.message);
+    this.#settings.logger.warn(`pool '${this.name}': an idle connection was lost (${message}); replacing it`);
     this.discardLost(connection, 'broken');
     // pg.Pool re-emits this and crashes the process when nobody listens; we only
     // re-emit to listeners, since the pool has already handled it.
@@ -510,11 +644,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** Arms leak detection for this checkout: one warning, with the acquiring stack. */
   private watchForLeak(connection: PoolConnection, checkout: number, acquiredAt: string): void {
-    const limit = this.settings.leakDetectionMs;
+    const limit = this.#settings.leakDetectionMs;
     connection.leakTimer = setTimeout(() => {
       if (connection.checkouts !== checkout || connection.state !== 'in-use') return;
       this.counters.leaksDetected++;
-      this.settings.logger.warn(`pool '${this.name}': a client has been checked out for more than ${limit} ms ` +
+      this.#settings.logger.warn(`pool '${this.name}': a client has been checked out for more than ${limit} ms ` +
         `(leakDetectionMs); it was acquired at:\n${acquiredAt}`);
     }, limit);
     connection.leakTimer.unref();
@@ -592,7 +726,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.poolState === 'closing' || this.poolState === 'closed') {
       return Promise.reject(new PoolClosedError(this.name, 'the pool is closed'));
     }
-    this.listener ??= new PgListener(this.settings);
+    this.listener ??= new PgListener(this.#settings);
     return this.listener.listen(channel, handler);
   }
 
@@ -609,13 +743,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** A snapshot of the pool's gauges and counters (psycopg_pool's names). */
   getStats(): PoolStats {
     return {
-      poolMin: this.settings.min,
-      poolMax: this.settings.max,
+      poolMin: this.#settings.min,
+      poolMax: this.#settings.max,
       poolSize: this.connections.size + this.maintainer.pending,
       poolAvailable: this.idle.length,
       requestsWaiting: this.waiting.length,
       ...this.counters,
     };
+  }
+
+  /**
+   * What \`JSON.stringify(pool)\` shows: name, state, target and stats. Never the
+   * credentials, and no trip through the pool's sockets and timers.
+   */
+  toJSON(): PoolSummary {
+    return { name: this.name, state: this.poolState, target: this.target, stats: this.getStats() };
   }
 
   /** Returns the stats and zeroes the counters (psycopg_pool's `pop_stats()`). */
@@ -646,21 +788,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * to user request" and the client stays checked out. Resolves false if nothing ran.
    */
   async cancelQuery(client: PooledClient): Promise<boolean> {
-    const processID = (client as unknown as { processID?: number | null }).processID;
-    if (typeof processID !== 'number' || (client as unknown as { readyForQuery?: boolean }).readyForQuery !== false) return false;
-    const canceller = new this.settings.Client({ ...this.settings.clientConfig, application_name: 'nestjs-pg-pool cancel' });
-    canceller.on('error', () => undefined);
-    try {
-      await canceller.connect();
-      const { rows } = await canceller.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [processID]);
-      return rows[0]?.cancelled === true;
-    } catch (error) {
-      this.settings.logger.warn(`pool '${this.name}': could not cancel a statement: ` +
-        redactSecret(toError(error).message, passwordOf(this.settings)));
-      return false;
-    } finally {
-      await canceller.end().catch(() => undefined);
-    }
+    const connection = this.byClient.get(client);
+    if (!connection || connection.state !== 'in-use' || !connection.isBusy) return false;
+    const { processID, secretKey } = client as unknown as { processID?: number | null; secretKey?: number | null };
+    if (typeof processID !== 'number' || typeof secretKey !== 'number') return false;
+    // Recorded on the connection: its return waits for this to settle (see inspect).
+    const request = sendCancelRequest(connection.address, processID, secretKey, this.checkTimeoutMs);
+    connection.cancelling = request;
+    const delivered = await request;
+    if (!delivered) this.#settings.logger.warn(`pool '${this.name}': could not deliver a cancel request to ${connection.host}`);
+    return delivered;
   }
 
   /** Changes the pool's size: opens connections up to the new `min`, closes idle ones above the new `max`. */
@@ -671,8 +808,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       }
     }
     if (min > max) throw new PoolConfigError(this.name, `resize: \`min\` (${min}) must not exceed \`max\` (${max})`);
-    this.settings.min = min;
-    this.settings.max = max;
+    this.#settings.min = min;
+    this.#settings.max = max;
     while (this.connections.size > max && this.idle.length > 0) {
       this.discard(this.idle.popFront() as PoolConnection, 'resize');
     }
@@ -681,10 +818,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** Checks every idle connection now and drops those that fail; the maintainer replaces them. */
   async check(): Promise<void> {
-    const taken = this.idle.drain();
-    await Promise.all(taken.map(async (connection) => {
-      if (await this.passesCheck(connection)) this.adopt(connection);
-    }));
+    await this.maintainer.checkIdle();
   }
 
   /**
@@ -712,9 +846,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     this.disarmQueueTimerIfIdle();
     for (const waiter of this.openWaiters.splice(0)) waiter.reject(closed);
+    clearTimeout(this.downTimer);
+    this.downTimer = undefined;
     for (const connection of this.idle.drain()) {
       connection.state = 'checking';
       this.discard(connection, 'closed');
+    }
+    // Connections taken out for a check (acquire's, keepalive's) are not checked out:
+    // closed now, which fails their check at once rather than at its timeout.
+    for (const connection of [...this.connections]) {
+      if (connection.state === 'checking') this.discard(connection, 'closed');
     }
     if (this.connections.size > 0 || this.maintainer.pending > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -726,7 +867,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.emptied = undefined;
     }
     for (const connection of [...this.connections]) {
-      this.settings.logger.warn(`pool '${this.name}': closing a connection still checked out after ${timeoutMs} ms`);
+      this.#settings.logger.warn(`pool '${this.name}': closing a connection still checked out after ${timeoutMs} ms`);
       this.discard(connection, 'closed');
     }
     await Promise.all(this.endings);
@@ -737,19 +878,20 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private connectSucceeded(connection: PoolConnection, elapsedMs: number): void {
     // A new connection on another server than the last one, hosts tried in order: the
     // pool failed over (the old primary is gone or read-only).
-    if (this.settings.hosts.length > 1 && !this.settings.loadBalanceHosts) {
+    if (this.#settings.target.hosts.length > 1 && !this.#settings.target.loadBalanceHosts) {
       if (this.lastHost !== undefined && this.lastHost !== connection.host) {
         this.counters.failovers++;
-        this.settings.logger.warn(`pool '${this.name}': failed over from ${this.lastHost} to ${connection.host}`);
+        this.#settings.logger.warn(`pool '${this.name}': failed over from ${this.lastHost} to ${connection.host}`);
       }
       this.lastHost = connection.host;
     }
     this.counters.connectionsNum++;
     this.counters.connectionsMs += elapsedMs;
     this.connections.add(connection);
+    this.byClient.set(connection.client, connection);
     connection.state = 'checking';
     this.emit('connect', connection.client);
-    if (this.openWaiters.length > 0 && this.connections.size >= Math.max(this.settings.min, 1)) {
+    if (this.openWaiters.length > 0 && this.connections.size >= Math.max(this.#settings.min, 1)) {
       for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
     }
   }
@@ -759,6 +901,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.counters.connectionsMs += elapsedMs;
     this.notifyIfEmpty();
     this.emit('connectError', error, retryInMs);
+    if (this.isDown && this.waiting.length > 0) this.failWaitersWhileDown();
     if (this.openWaiters.length > 0) {
       const failure = new PoolOpenError(this.name, error.message, { cause: error });
       for (const waiter of this.openWaiters.splice(0)) waiter.reject(failure);
@@ -767,9 +910,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private maintainedView(): MaintainedPool {
     return {
-      options: this.settings,
+      options: this.#settings,
       isOpen: () => this.poolState === 'open',
-      floor: () => (this.openWaiters.length > 0 ? Math.max(this.settings.min, 1) : this.settings.min),
+      floor: () => (this.openWaiters.length > 0 ? Math.max(this.#settings.min, 1) : this.#settings.min),
       openCount: () => this.connections.size,
       idleCount: () => this.idle.length,
       waitingCount: () => this.waiting.length,
@@ -779,17 +922,17 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         connection.state = 'checking';
         return true;
       },
-      check: (connection) => this.runCheck(connection, this.settings.checkOnAcquire ?? defaultCheckFor(this.settings.targetSessionAttrs), this.settings.connectTimeoutMs)
-        .then(() => !connection.isLost, () => false),
+      check: (connection) => this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), this.checkTimeoutMs)
+        .then(() => !connection.isLost && connection.client.getTransactionStatus() === 'I' && !connection.isBusy, () => false),
       adopt: (connection) => this.adopt(connection),
       discard: (connection, reason) => this.discard(connection, reason),
       discardLost: (connection, reason) => this.discardLost(connection, reason),
       connectSucceeded: (connection, elapsedMs) => this.connectSucceeded(connection, elapsedMs),
       connectFailed: (error, elapsedMs, retryInMs) => this.connectFailed(error, elapsedMs, retryInMs),
       reconnectFailed: (info) => {
-        if (this.settings.onReconnectFailed) return this.settings.onReconnectFailed(this, info);
-        this.settings.logger.error(`pool '${this.name}': reconnecting has failed for ${info.failingForMs} ms; ` +
-          `still trying every ${this.settings.reconnectMaxDelayMs} ms. Last error: ${info.lastError?.message}`);
+        if (this.#settings.onReconnectFailed) return this.#settings.onReconnectFailed(this, info);
+        this.#settings.logger.error(`pool '${this.name}': reconnecting has failed for ${info.failingForMs} ms; ` +
+          `still trying every ${this.#settings.reconnectMaxDelayMs} ms. Last error: ${info.lastError?.message}`);
       },
       onLost: (connection, error) => this.onLost(connection, error),
     };

@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import type { HostAddress } from './target-session.js';
 
 type QueryMethod = (...args: unknown[]) => unknown;
 
@@ -40,6 +41,14 @@ export class PoolConnection {
   checkedOutAt = 0;
   /** Armed at checkout with `leakDetectionMs`: warns if the client is held too long. */
   leakTimer: NodeJS.Timeout | undefined;
+  /**
+   * Set by a SQLSTATE 25006 (read-only transaction) on a read-write pool: either the
+   * user's own `BEGIN READ ONLY`, or a primary demoted by a failover. The pool asks the
+   * server which on return, and drops the connection only in the second case.
+   */
+  suspectReadOnly = false;
+  /** A CancelRequest for this connection's statement, until the server has taken it. */
+  cancelling: Promise<unknown> | undefined;
   /** The client's own `query`, for the pool's statements while the user's handle is guarded. */
   private readonly ownQuery: QueryMethod;
 
@@ -48,8 +57,8 @@ export class PoolConnection {
     readonly createdAt: number,
     /** `createdAt + maxLifetimeMs` minus up to 5% jitter, so a pool's connections don't all expire together. */
     readonly expiresAt: number,
-    /** The server it is connected to, `host:port`. */
-    readonly host: string = '',
+    /** The server it is connected to. */
+    readonly address: HostAddress = { host: '', port: 0 },
   ) {
     this.idleSince = createdAt;
     this.ownQuery = (client as unknown as { query: QueryMethod }).query;
@@ -74,8 +83,23 @@ export class PoolConnection {
     return this.ownQuery.call(this.client, text) as Promise<unknown>;
   }
 
+  /** The server it is connected to, as `host:port`. */
+  get host(): string {
+    return `${this.address.host}:${this.address.port}`;
+  }
+
+  /** Dead, or ended by its user (`client.end()` before `release()`): never to be handed out. */
   get isLost(): boolean {
-    return this.lostWith !== undefined;
+    return this.lostWith !== undefined || (this.client as unknown as { _ending?: boolean })._ending === true;
+  }
+
+  /**
+   * Shuts the socket at once, without the Terminate handshake: for a peer that stopped
+   * answering (a black-holed server), where `client.end()` would wait forever.
+   */
+  destroy(): void {
+    const stream = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+    stream?.destroy();
   }
 
   /**

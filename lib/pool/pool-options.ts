@@ -1,5 +1,6 @@
 import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
+import { ConnectionTarget } from './connection-target.js';
 import { PoolConfigError } from './errors.js';
 import type { PgPool } from './pg-pool.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
@@ -89,6 +90,13 @@ export interface PgPoolOptions {
    */
   leakDetectionMs?: number;
   /**
+   * While the server is down (no connection open and the latest attempt failed), a
+   * request waits this long, not its whole acquire timeout, then fails with a
+   * `PoolUnavailableError` carrying the server's reason. A restart shorter than this is
+   * ridden out. 0 = wait the whole acquire timeout. Default 3000.
+   */
+  unavailableTimeoutMs?: number;
+  /**
    * Whether the pool schedules its own maintenance passes. Default true; the Nest module
    * sets false and its `PgPoolMaintenanceService` calls `runMaintenance()` instead.
    */
@@ -112,14 +120,12 @@ export interface PgConnectionConfig extends ClientConfig {
 export interface ResolvedPoolOptions {
   /** The database id. */
   name: string;
-  /** `connectionString` parsed, merged with `connection` (`pool.options` shows the password as `***`). */
-  clientConfig: ClientConfig;
-  /** The servers to try, in order (one unless a host list was given). */
-  hosts: HostAddress[];
-  /** Which server a new connection must land on. */
-  targetSessionAttrs: TargetSessionAttrs;
-  /** Whether the hosts are tried in random order. */
-  loadBalanceHosts: boolean;
+  /**
+   * Where to connect: `connectionString` parsed, merged with `connection`, the host list
+   * and `target_session_attrs`. It holds the password in a private field, so the
+   * options can be logged or inspected.
+   */
+  target: ConnectionTarget;
   /** Connections kept open. */
   min: number;
   /** Hard cap on connections. */
@@ -154,6 +160,8 @@ export interface ResolvedPoolOptions {
   connectTimeoutMs: number;
   /** Leak report threshold, in ms; 0 = off. */
   leakDetectionMs: number;
+  /** How long a request waits while the server is down, in ms; 0 = the acquire timeout. */
+  unavailableTimeoutMs: number;
   /** Whether the pool runs its own maintenance timer. */
   scheduleMaintenance: boolean;
   /** Where log lines go. */
@@ -165,7 +173,7 @@ export interface ResolvedPoolOptions {
 /** The default of every option that has one (see the README's options table). */
 export const POOL_DEFAULTS: Readonly<Required<Pick<PgPoolOptions, 'name' | 'min' | 'acquireTimeoutMs' | 'maxWaiting' | 'maxLifetimeMs' |
   'maxIdleMs' | 'reconnectTimeoutMs' | 'reconnectDelayMs' | 'reconnectMaxDelayMs' | 'order' | 'keepaliveIntervalMs' |
-  'connectTimeoutMs' | 'leakDetectionMs'>>> = {
+  'connectTimeoutMs' | 'leakDetectionMs' | 'unavailableTimeoutMs'>>> = {
   name: 'default',
   min: 4,
   acquireTimeoutMs: 30_000,
@@ -179,13 +187,14 @@ export const POOL_DEFAULTS: Readonly<Required<Pick<PgPoolOptions, 'name' | 'min'
   keepaliveIntervalMs: 0,
   connectTimeoutMs: 10_000,
   leakDetectionMs: 0,
+  unavailableTimeoutMs: 3_000,
 };
 
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'name', 'connectionString', 'connection', 'min', 'max', 'acquireTimeoutMs', 'maxWaiting',
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
-  'connectTimeoutMs', 'leakDetectionMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
+  'connectTimeoutMs', 'leakDetectionMs', 'unavailableTimeoutMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
   'loadBalanceHosts',
 ]);
 
@@ -275,10 +284,9 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
 
   return {
     name,
-    clientConfig: { ...clientConfig, connectionTimeoutMillis: clientConfig.connectionTimeoutMillis ?? connectTimeoutMs },
-    hosts,
-    targetSessionAttrs: targetSessionAttrs as TargetSessionAttrs,
-    loadBalanceHosts,
+    target: new ConnectionTarget(
+      { ...clientConfig, connectionTimeoutMillis: clientConfig.connectionTimeoutMillis ?? connectTimeoutMs },
+      hosts, targetSessionAttrs as TargetSessionAttrs, loadBalanceHosts),
     min,
     max,
     acquireTimeoutMs: duration('acquireTimeoutMs', 0),
@@ -296,6 +304,7 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     keepaliveIntervalMs: duration('keepaliveIntervalMs', 0),
     connectTimeoutMs,
     leakDetectionMs: duration('leakDetectionMs', 0),
+    unavailableTimeoutMs: duration('unavailableTimeoutMs', 0),
     scheduleMaintenance: options.scheduleMaintenance ?? true,
     logger: options.logger ?? defaultPoolLogger,
     Client: options.Client ?? Client,
@@ -340,7 +349,9 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
   const { target_session_attrs: urlAttrs, load_balance_hosts: urlBalance, ...clientConfig } = { ...parsed, ...connection };
   const hosts = hostList !== undefined
     ? hostList.map((entry) => (typeof entry === 'string' ? parseHostPort(entry) : { host: entry.host ?? 'localhost', port: entry.port ?? 5432 }))
-    : urlHosts ?? [{ host: clientConfig.host ?? 'localhost', port: Number(clientConfig.port ?? 5432) }];
+    // One server, from `host`/`port` or pg's own fallbacks (PGHOST, PGPORT), named
+    // explicitly so that every connection the pool makes goes to the same place.
+    : urlHosts ?? [{ host: clientConfig.host ?? process.env.PGHOST ?? 'localhost', port: Number(clientConfig.port ?? process.env.PGPORT ?? 5432) }];
   if (hosts.length === 0) fail('`connection.hosts` must list at least one host');
   return {
     clientConfig,

@@ -76,7 +76,7 @@ export async function adminQuery<R extends Record<string, unknown>>(text: string
 
 /** The application_name a pool's connections carry. */
 export function appNameOf(pool: PgPool): string {
-  return String((pool.options.clientConfig as ClientConfig).application_name);
+  return String((pool.options.target.clientConfig as ClientConfig).application_name);
 }
 
 /** How many backends the server has for this application_name, optionally in one state. */

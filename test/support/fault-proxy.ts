@@ -86,7 +86,11 @@ export class FaultProxy {
     };
     client.on('error', drop);
     client.on('close', drop);
-    if (this.mode === 'blackhole') return; // accepted, never answered
+    if (this.mode === 'blackhole') {
+      // Accepted, never answered; read and dropped, so that the proxy sees its peer go.
+      client.resume();
+      return;
+    }
     const upstream = connect(this.targetPort, this.targetHost);
     pair.upstream = upstream;
     upstream.on('error', drop);
