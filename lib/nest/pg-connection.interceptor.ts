@@ -32,9 +32,11 @@ export class RequestAbortedError extends HttpException {
  * handler's Observable completes or errors, after COMMIT or ROLLBACK with `transaction`.
  *
  * The transaction and release are the engine's `withConnection`/`withTransaction`, so
- * the rules are the same as anywhere else. If the HTTP client disconnects first, the
- * statement in flight is cancelled and the work rolled back; the connection is released
- * only once the handler has stopped, so a handler still running never shares it.
+ * the rules are the same as anywhere else. If the HTTP client disconnects first, or the
+ * subscriber unsubscribes (an interceptor's `timeout()`, an SSE client gone), the
+ * statement in flight is cancelled, the work rolled back and the connection released;
+ * the pool hands it to no one before the cancel has settled, and the handler, if it goes
+ * on, can no longer use it.
  */
 @Injectable()
 export class PgConnectionInterceptor implements NestInterceptor {
@@ -55,13 +57,23 @@ export class PgConnectionInterceptor implements NestInterceptor {
 
     return new Observable<unknown>((subscriber) => {
       let inner: Subscription | undefined;
-      let handlerRunning = true;
+      let settled = false;
       let aborted = false;
       let client: PooledClient | undefined;
-      const onClose = (): void => {
-        if (!handlerRunning || response?.writableFinished) return;
+      let stopHandler: ((error: Error) => void) | undefined;
+      // The request is abandoned: its HTTP client went away, or the subscriber
+      // unsubscribed (an rxjs timeout(), an SSE client gone). Cancel the statement in
+      // flight and end the work, so that the transaction rolls back and the connection
+      // is released; a query the handler still makes fails as used-after-release.
+      const abort = (): void => {
+        if (settled || aborted) return;
         aborted = true;
+        inner?.unsubscribe();
         if (client) void pool.cancelQuery(client);
+        stopHandler?.(new RequestAbortedError(settings.pool));
+      };
+      const onClose = (): void => {
+        if (!response?.writableFinished) abort();
       };
       response?.once('close', onClose);
 
@@ -69,20 +81,32 @@ export class PgConnectionInterceptor implements NestInterceptor {
         client = acquired;
         if (aborted) throw new RequestAbortedError(settings.pool);
         await new Promise<void>((resolve, reject) => {
+          stopHandler = reject;
           inner = runInConnectionScope(settings.pool, acquired, () => next.handle().subscribe({
             next: (value) => subscriber.next(value),
             error: reject,
             complete: resolve,
           }));
-        }).finally(() => { handlerRunning = false; });
+        });
         if (aborted) throw new RequestAbortedError(settings.pool);
       };
 
+      const finish = (): void => {
+        // Before the subscriber hears of it: its teardown must not abort finished work.
+        settled = true;
+        response?.off('close', onClose);
+      };
       run(pool, settings, work).then(
-        () => subscriber.complete(),
-        (error: unknown) => subscriber.error(error),
-      ).finally(() => response?.off('close', onClose));
-      return () => inner?.unsubscribe();
+        () => {
+          finish();
+          subscriber.complete();
+        },
+        (error: unknown) => {
+          finish();
+          subscriber.error(error);
+        },
+      );
+      return abort;
     });
   }
 }

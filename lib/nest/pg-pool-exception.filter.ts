@@ -1,6 +1,6 @@
 import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { PoolClosedError, PoolTimeoutError, TooManyRequestsError, type PoolError } from '../pool/index.js';
+import { PoolClosedError, PoolTimeoutError, PoolUnavailableError, TooManyRequestsError, type PoolError } from '../pool/index.js';
 
 /** The body of a 503 caused by the pool. */
 export interface PoolUnavailableBody {
@@ -18,6 +18,7 @@ const MESSAGES = new Map<string, string>([
   ['PoolTimeoutError', 'the database is busy: no connection became available in time; retry later'],
   ['TooManyRequestsError', 'the database is saturated: too many requests are waiting; retry later'],
   ['PoolClosedError', 'the database connection pool is shutting down'],
+  ['PoolUnavailableError', 'database unavailable; retry later'],
 ]);
 
 /**
@@ -26,7 +27,7 @@ const MESSAGES = new Map<string, string>([
  * message (sizes, the last connection error) goes to the log, not to the HTTP client.
  * Registered application-wide by the module (it catches nothing else).
  */
-@Catch(PoolTimeoutError, TooManyRequestsError, PoolClosedError)
+@Catch(PoolTimeoutError, TooManyRequestsError, PoolClosedError, PoolUnavailableError)
 export class PgPoolExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('PgPoolModule');
 
@@ -44,7 +45,8 @@ export class PgPoolExceptionFilter implements ExceptionFilter {
       message: MESSAGES.get(error.name) ?? 'the database is unavailable',
       pool: error.poolName,
     };
-    httpAdapter.setHeader(response, 'Retry-After', '1');
+    const retryAfterMs = error instanceof PoolUnavailableError ? error.retryAfterMs : 1_000;
+    httpAdapter.setHeader(response, 'Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1_000))));
     httpAdapter.reply(response, body, 503);
   }
 }

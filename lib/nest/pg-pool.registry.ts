@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { PgPool, PoolConfigError, type PoolStats } from '../pool/index.js';
 import { DEFAULT_POOL_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './pg-pool.constants.js';
 import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
@@ -15,19 +15,23 @@ interface RegisteredPool {
  * On application shutdown it drains and closes them all.
  */
 @Injectable()
-export class PgPoolRegistry implements OnApplicationShutdown {
+export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('PgPoolModule');
   private readonly pools = new Map<string, RegisteredPool>();
   /** Pools still opening: a bootstrap that fails waits for them before closing all. */
   private readonly opening = new Set<Promise<void>>();
+  /** Set once the application has started: a failure after that is one pool's alone. */
+  private bootstrapped = false;
 
   constructor(private readonly maintenance: PgPoolMaintenanceService) {}
 
   /**
    * Creates a pool, registers it under its name, schedules its maintenance and opens it.
    * With `failFast` (the default) it resolves once `min` connections are open, or
-   * rejects with the server's reason, after closing every pool registered so far:
-   * a bootstrap that fails must not leave connections holding the process open.
+   * rejects with the server's reason. During start-up a failure closes every pool
+   * registered so far (a bootstrap that fails must not leave connections holding the
+   * process open); at run time (a tenant's pool added later) it closes and forgets
+   * only the pool that failed.
    */
   async create(name: string, options: PgPoolModuleOptions): Promise<PgPool> {
     if (this.pools.has(name)) {
@@ -43,9 +47,14 @@ export class PgPoolRegistry implements OnApplicationShutdown {
     try {
       await opened;
     } catch (error) {
-      this.logger.error(`cannot start: ${(error as Error).message}`);
       this.opening.delete(tracked);
-      await this.abortBootstrap();
+      if (this.bootstrapped) {
+        this.logger.error(`cannot open pool '${name}': ${(error as Error).message}`);
+        await this.close(name);
+      } else {
+        this.logger.error(`cannot start: ${(error as Error).message}`);
+        await this.abortBootstrap();
+      }
       throw error;
     } finally {
       this.opening.delete(tracked);
@@ -102,6 +111,11 @@ export class PgPoolRegistry implements OnApplicationShutdown {
   /** Closes every pool: each waits up to its `shutdownTimeoutMs` for checked-out clients. */
   async closeAll(): Promise<void> {
     await Promise.all(this.ids().map((name) => this.close(name)));
+  }
+
+  /** Nest's bootstrap hook: from now on, a pool that fails to open fails alone. */
+  onApplicationBootstrap(): void {
+    this.bootstrapped = true;
   }
 
   /** Nest's shutdown hook: drains and closes every pool. */

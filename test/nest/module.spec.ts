@@ -204,6 +204,22 @@ describe('PgPoolRegistry', () => {
   });
 });
 
+describe('PgPoolRegistry at run time', () => {
+  it('a pool that fails to open at run time fails alone: the app\'s pools stay open and registered', async () => {
+    const { registry, close } = await startApp({ imports: [PgPoolModule.forRoot({ connectionString: testUrlWithAppName(), min: 1 })] });
+    try {
+      const wrongPassword = testUrlWithAppName().replace(encodeURIComponent(testPassword()), 'wrong-password');
+      const error = await registry.create('tenant-7', { connectionString: wrongPassword, min: 1 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PoolOpenError);
+      expect(registry.ids()).toEqual(['default']);
+      expect(registry.get('default').state).toBe('open');
+      expect((await registry.get('default').query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('shutdown', () => {
   it('waits for checked-out clients up to shutdownTimeoutMs, then closes every pool', async () => {
     const { registry, close } = await startApp({
