@@ -63,13 +63,14 @@ export class PgConnectionInterceptor implements NestInterceptor {
       let stopHandler: ((error: Error) => void) | undefined;
       // The request is abandoned: its HTTP client went away, or the subscriber
       // unsubscribed (an rxjs timeout(), an SSE client gone). Cancel the statement in
-      // flight and end the work, so that the transaction rolls back and the connection
-      // is released; a query the handler still makes fails as used-after-release.
+      // flight, fence the client off from the handler (a query it still makes throws),
+      // and end the work, so that the transaction rolls back and the connection is
+      // released.
       const abort = (): void => {
         if (settled || aborted) return;
         aborted = true;
         inner?.unsubscribe();
-        if (client) void pool.cancelQuery(client);
+        if (client) pool.abandon(client);
         stopHandler?.(new RequestAbortedError(settings.pool));
       };
       const onClose = (): void => {

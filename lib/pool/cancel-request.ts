@@ -26,6 +26,9 @@ export function sendCancelRequest(host: HostAddress, processID: number, secretKe
       ? connect(`${host.host}/.s.PGSQL.${host.port}`)
       : connect(host.port, host.host);
     const timer = setTimeout(finish, timeoutMs);
+    // A cancel is best effort: it must not keep a process alive that has nothing else to do.
+    timer.unref();
+    socket.unref();
     socket.once('connect', () => {
       const packet = Buffer.alloc(16);
       packet.writeInt32BE(16, 0);

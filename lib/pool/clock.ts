@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * The pool's clock for deadlines, lifetimes and idle times: monotonic, so a wall-clock
  * step (NTP, a VM resumed, an operator's `date -s`) neither times waiters out early nor
@@ -5,5 +7,6 @@
  * subtract its values, never show them as dates.
  */
 export function monotonicNow(): number {
+  // The imported binding, not the global: Node's global `performance` is an accessor.
   return performance.now();
 }

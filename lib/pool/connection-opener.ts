@@ -130,6 +130,7 @@ export async function endWithin(connection: PoolConnection, timeoutMs: number): 
         connection.destroy();
         resolve();
       }, timeoutMs);
+      timer.unref();
     }),
   ]);
   clearTimeout(timer);

@@ -384,10 +384,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
-   * While the server is down, a waiter gives up after \`unavailableTimeoutMs\` with a
-   * \`PoolUnavailableError\` carrying the server's reason, instead of waiting its whole
+   * While the server is down, a waiter gives up after `unavailableTimeoutMs` with a
+   * `PoolUnavailableError` carrying the server's reason, instead of waiting its whole
    * acquire timeout: a web app answers 503 at once. A restart shorter than that is
-   * ridden out, since attempts come every \`DEMAND_RETRY_MS\` while requests wait.
+   * ridden out, since attempts come every `DEMAND_RETRY_MS` while requests wait.
    */
   private armDownTimer(at: number): void {
     if (this.waitTimeoutWhileDown <= 0) return;
@@ -431,8 +431,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
-   * The bound on the pool's own work on a connection (checks, ROLLBACK and \`reset\` on
-   * return, waiting for the wire): \`connectTimeoutMs\`, or 10 s when that is 0 (no
+   * The bound on the pool's own work on a connection (checks, ROLLBACK and `reset` on
+   * return, waiting for the wire): `connectTimeoutMs`, or 10 s when that is 0 (no
    * connect timeout, as in pg), since work without a bound can hold a slot for ever.
    */
   private get checkTimeoutMs(): number {
@@ -454,9 +454,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
   }
 
-  private checkOut(connection: PoolConnection, origin?: string): PooledClient {
+  private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
     connection.state = 'in-use';
-    connection.checkedOutAt = monotonicNow();
+    connection.checkedOutAt = now;
     connection.unguard();
     const checkout = ++connection.checkouts;
     const client = connection.client as PooledClient;
@@ -491,9 +491,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     // Closed by close() after its timeout while still checked out: nothing to return.
     if (connection.state === 'closed') return RESOLVED;
     const wasCheckedOut = connection.state === 'in-use';
+    // One clock reading for the whole hand-over (usage, lifetime, wait, next checkout).
+    const now = monotonicNow();
     connection.state = 'returning';
     if (wasCheckedOut) {
-      this.counters.usageMs += monotonicNow() - connection.checkedOutAt;
+      this.counters.usageMs += now - connection.checkedOutAt;
       this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
     }
     if (destroy) {
@@ -504,7 +506,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (!connection.isLost && !connection.isBusy && !this.#settings.reset && !connection.cancelling && !connection.suspectReadOnly) {
       const status = connection.client.getTransactionStatus();
       if (status !== 'T' && status !== 'E') {
-        this.reuse(connection);
+        this.reuse(connection, now);
         return RESOLVED;
       }
     }
@@ -513,8 +515,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /**
    * The slow half of ReturnConnection: wait for a cancel to settle and for the wire, then
-   * ROLLBACK, \`reset\` and the read-only question as needed. Each step is bounded by
-   * \`checkTimeoutMs\`: past it the socket is destroyed and the slot freed, so a server
+   * ROLLBACK, `reset` and the read-only question as needed. Each step is bounded by
+   * `checkTimeoutMs`: past it the socket is destroyed and the slot freed, so a server
    * that stopped answering cannot hold the pool's connections for ever.
    */
   private async inspect(connection: PoolConnection): Promise<void> {
@@ -580,13 +582,13 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /** A returned connection that passed inspection: replaced if past its lifetime, else handed on. */
-  private reuse(connection: PoolConnection): void {
-    if (connection.expiresAt <= monotonicNow()) return this.discard(connection, 'lifetime');
-    this.adopt(connection);
+  private reuse(connection: PoolConnection, now = monotonicNow()): void {
+    if (connection.expiresAt <= now) return this.discard(connection, 'lifetime');
+    this.adopt(connection, now);
   }
 
   /** A ready connection goes to the oldest waiter, else to the idle deque. */
-  private adopt(connection: PoolConnection): void {
+  private adopt(connection: PoolConnection, now = monotonicNow()): void {
     if (this.poolState !== 'open') return this.discard(connection, 'closed');
     if (connection.isLost) return this.discardLost(connection, 'broken');
     if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
@@ -594,12 +596,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (waiter) {
       if (waiter.timer) clearTimeout(waiter.timer);
       this.disarmQueueTimerIfIdle();
-      this.counters.requestsWaitMs += monotonicNow() - waiter.enqueuedAt;
-      waiter.resolve(this.checkOut(connection, waiter.origin));
+      this.counters.requestsWaitMs += now - waiter.enqueuedAt;
+      waiter.resolve(this.checkOut(connection, waiter.origin, now));
       return;
     }
     connection.state = 'idle';
-    connection.idleSince = monotonicNow();
+    connection.idleSince = now;
     this.idle.pushBack(connection);
   }
 
@@ -665,6 +667,27 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       'and may belong to another request now; keep using it only until you release it');
   };
 
+  /** What `client.query` does once the work holding the client was abandoned. */
+  private readonly usedAfterAbandon = (): never => {
+    throw new PoolUsageError(this.name, 'client.query() called after the work holding this client was abandoned ' +
+      '(its HTTP client disconnected or its subscriber went away); its transaction is rolled back');
+  };
+
+  /**
+   * The work holding this checked-out client was abandoned (an HTTP client gone, an
+   * unsubscribed Observable): cancels the statement in flight and fences the client
+   * off from that work, whose further queries throw `PoolUsageError`. Without the
+   * fence, a handler that goes on after its request was given up could run a statement
+   * after the pool's ROLLBACK, in autocommit. The client stays checked out until
+   * released; `withTransaction` still rolls back.
+   */
+  abandon(client: PooledClient): void {
+    const connection = this.byClient.get(client);
+    if (!connection || connection.state !== 'in-use') return;
+    void this.cancelQuery(client);
+    connection.guard(this.usedAfterAbandon);
+  }
+
   /** Runs `fn` with a connection and releases it however `fn` ends. */
   async withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
     const client = await this.acquire(options);
@@ -687,7 +710,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       try {
         result = await fn(client);
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        // The pool's own statement: it must run even on a client abandon() has fenced off.
+        const connection = this.byClient.get(client);
+        await (connection ? connection.rawQuery('ROLLBACK') : client.query('ROLLBACK')).catch(() => undefined);
         throw error;
       }
       const commit = await client.query('COMMIT');
@@ -753,7 +778,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
-   * What \`JSON.stringify(pool)\` shows: name, state, target and stats. Never the
+   * What `JSON.stringify(pool)` shows: name, state, target and stats. Never the
    * credentials, and no trip through the pool's sockets and timers.
    */
   toJSON(): PoolSummary {

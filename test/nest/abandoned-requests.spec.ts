@@ -16,6 +16,8 @@ class RequestTimeoutInterceptor implements NestInterceptor {
   }
 }
 
+const stubbornDone: number[] = [];
+
 @Controller('abandoned')
 class AbandonedController {
   @Get('slow')
@@ -30,6 +32,24 @@ class AbandonedController {
   async slowTx(@Body() body: { id: number }, @Conn() client: PooledClient): Promise<string> {
     await client.query('INSERT INTO abandoned_spec (id) VALUES ($1)', [body.id]);
     await client.query('SELECT pg_sleep(0.2)');
+    return 'finished';
+  }
+
+  /** A handler that carries on after its statement was cancelled, and writes again. */
+  @Post('stubborn-tx')
+  @UseConnection({ transaction: true })
+  async stubbornTx(@Body() body: { id: number }, @Conn() client: PooledClient): Promise<string> {
+    try {
+      await client.query('SELECT pg_sleep(0.2)');
+    } catch {
+      // carries on regardless
+    }
+    try {
+      await client.query('INSERT INTO abandoned_spec (id) VALUES ($1)', [body.id]);
+    } catch {
+      // the fence: the write is refused
+    }
+    stubbornDone.push(body.id);
     return 'finished';
   }
 
@@ -76,6 +96,13 @@ describe('@UseConnection when the subscriber goes away', () => {
     await eventually('the connection is back', () => pool.checkedOutCount === 0 && pool.idleCount === 1);
     expect(await adminQuery('SELECT id FROM abandoned_spec WHERE id = 1')).toEqual([]);
     expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+  });
+
+  it('fences the client off from a handler that carries on: its later write is neither run nor committed', async () => {
+    await request(test.app.getHttpServer()).post('/abandoned/stubborn-tx').send({ id: 2 }).expect(500);
+    await eventually('the handler has finished', () => stubbornDone.includes(2));
+    await eventually('the connection is back', () => pool.checkedOutCount === 0 && pool.idleCount === 1);
+    expect(await adminQuery('SELECT id FROM abandoned_spec WHERE id = 2')).toEqual([]);
   });
 
   it('releases the connection of an @Sse stream whose client disconnects', async () => {

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { PgPool, type PgPoolOptions, type PooledClient } from '../../lib/index.js';
 import { Conn, PgPoolModule, UseConnection } from '../../lib/nest/index.js';
 import { startApp } from '../support/nest-app.js';
-import { adminQuery, recordingLogger, testUrl } from '../support/database.js';
+import { adminQuery, eventually, recordingLogger, testUrl } from '../support/database.js';
 import { PgBouncer } from '../support/pgbouncer.js';
 
 describe('behind PgBouncer in transaction mode', () => {
@@ -42,6 +42,20 @@ describe('behind PgBouncer in transaction mode', () => {
 
   afterAll(async () => {
     await bouncer?.stop();
+  });
+
+  it('cancels a statement through PgBouncer (whose process ids are its own) with the protocol\'s CancelRequest', async () => {
+    const pool = bouncerPool({ min: 1, max: 1 });
+    const client = await pool.acquire();
+    try {
+      const running = client.query('SELECT pg_sleep(10)').then(() => 'finished', (error: unknown) => error);
+      await eventually('the statement runs on the server', async () => (await adminQuery<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(10)' AND state = 'active'"))[0].n === 1);
+      await expect(pool.cancelQuery(client)).resolves.toBe(true);
+      await expect(running).resolves.toMatchObject({ code: '57014' });
+    } finally {
+      client.release();
+    }
   });
 
   it('keeps withTransaction correct under concurrency on 5 server connections, with no session state', async () => {
