@@ -1,7 +1,7 @@
 export * from './errors.js';
 export * from './pg-pool.js';
 export type { PooledClient } from './pooled-client.js';
-export type { PoolStats } from './pool-stats.js';
+export type { PoolCounterName, PoolGaugeName, PoolStats } from './pool-stats.js';
 export type { MaintenanceRun } from './maintainer.js';
 export type { RemoveReason } from './pool-connection.js';
 export type { PoolLogger } from './pool-logger.js';

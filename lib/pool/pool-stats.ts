@@ -1,69 +1,49 @@
 /**
- * A snapshot of a pool's state and counters. The names are psycopg_pool's
+ * The one list of a pool's stats: each name with what it means. `PoolStats`, the zeroed
+ * counters, the docs and the Prometheus and OpenTelemetry metrics are all made from it,
+ * so a stat added here appears everywhere at once. The names are psycopg_pool's
  * (`get_stats()`), in camelCase, so its documentation applies as it stands.
- * Gauges describe the pool now; counters add up since creation or `resetStats()`.
  */
-export interface PoolStats {
-  /** Gauge: the configured minimum size. */
-  poolMin: number;
-  /** Gauge: the configured maximum size. */
-  poolMax: number;
-  /** Gauge: connections the pool manages now: idle, in use, being returned or being opened. */
-  poolSize: number;
-  /** Gauge: idle connections ready to hand out. */
-  poolAvailable: number;
-  /** Gauge: requests waiting for a connection now. */
-  requestsWaiting: number;
-  /** Counter: connection requests (acquire, connect, query, withConnection…). */
-  requestsNum: number;
-  /** Counter: requests that had to wait because none was idle. */
-  requestsQueued: number;
-  /** Counter: total time requests spent waiting, in ms. */
-  requestsWaitMs: number;
-  /** Counter: requests that failed (timeout, too many waiting, pool closed). */
-  requestsErrors: number;
-  /** Counter: requests that timed out waiting. */
-  requestsTimeouts: number;
-  /** Counter: connections returned in a bad state (inside a transaction, or broken). */
-  returnsBad: number;
-  /** Counter: connection attempts that succeeded. */
-  connectionsNum: number;
-  /** Counter: total time spent opening connections (including `configure`), in ms. */
-  connectionsMs: number;
-  /** Counter: connection attempts that failed. */
-  connectionsErrors: number;
-  /** Counter: connections found dead (server restart, terminated backend, failed check). */
-  connectionsLost: number;
-  /** Counter: total time connections spent checked out by clients, in ms. */
-  usageMs: number;
-  /** Counter: clients held longer than `leakDetectionMs` (HikariCP's leak detection). */
-  leaksDetected: number;
-  /** Counter: new connections that landed on another host than the previous one (multi-host pools). */
-  failovers: number;
-}
+export const POOL_GAUGES = {
+  poolMin: 'Configured minimum number of connections',
+  poolMax: 'Configured maximum number of connections',
+  poolSize: 'Connections managed now: idle, in use, being returned or being opened',
+  poolAvailable: 'Idle connections ready to hand out',
+  requestsWaiting: 'Requests waiting for a connection now',
+} as const;
 
-export type PoolCounterName = Exclude<
-  keyof PoolStats,
-  'poolMin' | 'poolMax' | 'poolSize' | 'poolAvailable' | 'requestsWaiting'
->;
+/** Counters add up since the pool's creation or its last `resetStats()`. */
+export const POOL_COUNTERS = {
+  requestsNum: 'Connection requests (acquire, connect, query, withConnection...)',
+  requestsQueued: 'Requests that had to wait for a connection',
+  requestsWaitMs: 'Total time requests waited for a connection, in ms',
+  requestsErrors: 'Requests that failed (timeout, too many waiting, unavailable, pool closed)',
+  requestsTimeouts: 'Requests that timed out waiting',
+  returnsBad: 'Connections returned in a bad state: inside a transaction, or broken',
+  connectionsNum: 'Connection attempts that succeeded',
+  connectionsMs: 'Total time spent opening connections (including configure), in ms',
+  connectionsErrors: 'Connection attempts that failed',
+  connectionsLost: 'Connections found dead (server restart, terminated backend, failed check)',
+  usageMs: 'Total time connections were checked out, in ms',
+  leaksDetected: 'Clients held longer than leakDetectionMs (HikariCP\'s leak detection)',
+  failovers: 'New connections that landed on another host than the previous one (multi-host pools)',
+} as const;
 
-/** The counters half of `PoolStats`, in one place so that reset is one assignment. */
-export type PoolCounters = Record<PoolCounterName, number>;
+/** A gauge's name: the pool now. */
+export type PoolGaugeName = keyof typeof POOL_GAUGES;
+
+/** A counter's name: adds up until `resetStats()`. */
+export type PoolCounterName = keyof typeof POOL_COUNTERS;
+
+/**
+ * A snapshot of a pool's gauges and counters, by the names of `POOL_GAUGES` and
+ * `POOL_COUNTERS` (where each is described).
+ */
+export type PoolStats = { [Name in PoolGaugeName | PoolCounterName]: number };
+
+/** The counters half of `PoolStats`, in one object so that reset is one assignment. */
+export type PoolCounters = { [Name in PoolCounterName]: number };
 
 export function zeroCounters(): PoolCounters {
-  return {
-    requestsNum: 0,
-    requestsQueued: 0,
-    requestsWaitMs: 0,
-    requestsErrors: 0,
-    requestsTimeouts: 0,
-    returnsBad: 0,
-    connectionsNum: 0,
-    connectionsMs: 0,
-    connectionsErrors: 0,
-    connectionsLost: 0,
-    usageMs: 0,
-    leaksDetected: 0,
-    failovers: 0,
-  };
+  return Object.fromEntries(Object.keys(POOL_COUNTERS).map((name) => [name, 0])) as PoolCounters;
 }
