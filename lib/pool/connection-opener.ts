@@ -1,4 +1,5 @@
 import { monotonicNow } from './clock.js';
+import { ConnectError } from './errors.js';
 import { PoolConnection } from './pool-connection.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
 import { hostsToTry, sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
@@ -34,7 +35,7 @@ export async function connectToTarget<T>(
     try {
       return await attempt(hosts[0], 'any');
     } catch (error) {
-      throw error instanceof ConnectError ? error : new ConnectError(options, error);
+      throw connectErrorOf(options, error);
     }
   }
   const order = hostsToTry(hosts, loadBalanceHosts);
@@ -49,7 +50,7 @@ export async function connectToTarget<T>(
       }
     }
   }
-  throw new ConnectError(options, new Error(wanted === 'any'
+  throw connectErrorOf(options, new Error(wanted === 'any'
     ? `every host failed: ${refusals.join('; ')}`
     : `no host matched target_session_attrs=${wanted}: ${refusals.join('; ')}`));
 }
@@ -144,18 +145,12 @@ interface WireEvents {
   on(event: 'errorMessage', listener: (message: { severity?: string; message?: string; code?: string }) => void): unknown;
 }
 
-/** A failed connection attempt, with the server's reason in a password-free message. */
-export class ConnectError extends Error {
-  constructor(options: ResolvedPoolOptions, cause: unknown) {
-    const reason = options.target.redact(toError(cause).message);
-    super(`cannot connect to ${options.target.describe()}: ${reason}`);
-    this.name = 'ConnectError';
-    const code = (cause as { code?: unknown } | null)?.code;
-    if (typeof code === 'string') this.code = code;
-  }
-
-  /** The server's SQLSTATE (`28P01` bad password, `3D000` unknown database) or Node's (`ECONNREFUSED`). */
-  code: string | undefined;
+/** A `ConnectError` for one failed attempt: the server's reason, password-free, and its code. */
+export function connectErrorOf(options: ResolvedPoolOptions, cause: unknown): ConnectError {
+  if (cause instanceof ConnectError) return cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  return new ConnectError(options.name, options.target.describe(), options.target.redact(toError(cause).message),
+    typeof code === 'string' ? code : undefined);
 }
 
 export function toError(value: unknown): Error {

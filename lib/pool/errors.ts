@@ -46,6 +46,32 @@ export class PoolClosedError extends PoolError {}
 /** `open({ wait: true })` could not reach `min` connections; the message holds the server's reason. */
 export class PoolOpenError extends PoolError {}
 
+/**
+ * One attempt to open a connection failed. `reason` is the server's or the network's
+ * (password-free), `code` its SQLSTATE (`28P01` bad password, `3D000` unknown database)
+ * or Node's (`ECONNREFUSED`). Carried by `connectError` events, and as the `cause` of
+ * `PoolOpenError` and `PoolUnavailableError`.
+ */
+export class ConnectError extends PoolError {
+  /** `cannot connect to host:port/database: <reason>`, without the pool's name. */
+  readonly reason: string;
+  /** The server's SQLSTATE or Node's error code, if the failure had one. */
+  readonly code: string | undefined;
+
+  constructor(poolName: string, target: string, reason: string, code?: string) {
+    const detail = `cannot connect to ${target}: ${reason}`;
+    super(poolName, detail);
+    this.reason = detail;
+    this.code = code;
+  }
+}
+
+/**
+ * PostgreSQL rolled the transaction back at COMMIT: a statement in it had failed and the
+ * callback went on (it swallowed the error). Nothing of the transaction was written.
+ */
+export class TransactionRolledBackError extends PoolError {}
+
 /** The options given to the pool are invalid; the message says which one and how to fix it. */
 export class PoolConfigError extends PoolError {}
 

@@ -1,6 +1,7 @@
 import { Backoff } from './backoff.js';
 import { monotonicNow } from './clock.js';
-import { ConnectError, openConnection, toError } from './connection-opener.js';
+import { connectErrorOf, openConnection } from './connection-opener.js';
+import type { ConnectError } from './errors.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
 import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
 
@@ -159,7 +160,7 @@ export class Maintainer {
       connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error));
     } catch (error) {
       this.connecting--;
-      const failure = error instanceof ConnectError ? error : new ConnectError(this.pool.options, toError(error));
+      const failure = connectErrorOf(this.pool.options, error);
       const retryInMs = this.scheduleRetry(failure);
       this.pool.connectFailed(failure, monotonicNow() - startedAt, retryInMs);
       return;
@@ -227,11 +228,11 @@ export class Maintainer {
     const backoffMs = this.backoff.next();
     if (this.pool.waitingCount() > 0 && backoffMs > DEMAND_RETRY_MS) {
       // Requests are waiting: the next attempt comes soon, whatever the backoff says.
-      options.logger.debug?.(`pool '${options.name}': ${error.message}; requests are waiting, retrying in ${DEMAND_RETRY_MS} ms`);
+      options.logger.debug?.(`pool '${options.name}': ${error.reason}; requests are waiting, retrying in ${DEMAND_RETRY_MS} ms`);
       this.armRetry(DEMAND_RETRY_MS);
       return DEMAND_RETRY_MS;
     }
-    options.logger.warn(`pool '${options.name}': ${error.message}; retrying in ${backoffMs} ms`);
+    options.logger.warn(`pool '${options.name}': ${error.reason}; retrying in ${backoffMs} ms`);
     this.armRetry(backoffMs);
     return backoffMs;
   }

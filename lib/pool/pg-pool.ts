@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { monotonicNow } from './clock.js';
-import { ConnectError, END_TIMEOUT_MS, endWithin, toError } from './connection-opener.js';
+import { END_TIMEOUT_MS, endWithin, toError } from './connection-opener.js';
 import { Deque } from './deque.js';
 import {
+  type ConnectError,
   PoolClosedError,
   PoolConfigError,
   PoolOpenError,
@@ -12,6 +13,7 @@ import {
   PoolUnavailableError,
   PoolUsageError,
   TooManyRequestsError,
+  TransactionRolledBackError,
 } from './errors.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
@@ -226,7 +228,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       const timer = setTimeout(() => {
         this.openWaiters = this.openWaiters.filter((w) => w !== entry);
         reject(new PoolOpenError(this.name, `could not open ${target} connection(s) to ${this.target} within ${timeoutMs} ms` +
-          (this.maintainer.failure ? `: ${this.maintainer.failure.message}` : '')));
+          (this.maintainer.failure ? `: ${this.maintainer.failure.reason}` : '')));
       }, timeoutMs);
       const entry = {
         resolve: () => { clearTimeout(timer); resolve(); },
@@ -368,7 +370,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const failure = this.maintainer.failure;
     waiter.reject(new PoolTimeoutError(this.name,
       `no connection available within ${Math.round(waiter.deadline - waiter.enqueuedAt)} ms (acquire timeout; ${this.connections.size}/${this.#settings.max} in use or opening, ` +
-      `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.message}` : '')));
+      `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.reason}` : '')));
   }
 
   /** The pool holds no connection and its latest attempt to open one failed: the server is down. */
@@ -380,7 +382,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const failure = this.maintainer.failure;
     return new PoolUnavailableError(this.name,
       `the database is unavailable: no connection could be opened to ${this.target} (waited ${waitedMs} ms)` +
-      (failure ? `: ${failure.message}` : ''), { cause: failure, retryAfterMs: DEMAND_RETRY_MS, code: failure?.code });
+      (failure ? `: ${failure.reason}` : ''), { cause: failure, retryAfterMs: DEMAND_RETRY_MS, code: failure?.code });
   }
 
   /**
@@ -399,7 +401,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private failWaitersWhileDown(): void {
     this.downTimer = undefined;
-    if (!this.isDown) return;
+    if (!this.isDown || this.waitTimeoutWhileDown <= 0) return;
     const now = monotonicNow();
     for (const waiter of this.waiting) {
       const dueAt = waiter.enqueuedAt + this.waitTimeoutWhileDown;
@@ -717,7 +719,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       }
       const commit = await client.query('COMMIT');
       if (commit.command === 'ROLLBACK') {
-        throw new PoolUsageError(this.name, 'the transaction was rolled back at COMMIT because a statement in it failed');
+        throw new TransactionRolledBackError(this.name, 'the transaction was rolled back at COMMIT because a statement in it failed');
       }
       return result;
     }, options);
@@ -928,7 +930,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.emit('connectError', error, retryInMs);
     if (this.isDown && this.waiting.length > 0) this.failWaitersWhileDown();
     if (this.openWaiters.length > 0) {
-      const failure = new PoolOpenError(this.name, error.message, { cause: error });
+      const failure = new PoolOpenError(this.name, error.reason, { cause: error });
       for (const waiter of this.openWaiters.splice(0)) waiter.reject(failure);
     }
   }
@@ -957,7 +959,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       reconnectFailed: (info) => {
         if (this.#settings.onReconnectFailed) return this.#settings.onReconnectFailed(this, info);
         this.#settings.logger.error(`pool '${this.name}': reconnecting has failed for ${info.failingForMs} ms; ` +
-          `still trying every ${this.#settings.reconnectMaxDelayMs} ms. Last error: ${info.lastError?.message}`);
+          `still trying every ${this.#settings.reconnectMaxDelayMs} ms. Last error: ${info.lastError?.reason}`);
       },
       onLost: (connection, error) => this.onLost(connection, error),
     };

@@ -1,7 +1,7 @@
 import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConnectionTarget } from './connection-target.js';
-import { PoolConfigError } from './errors.js';
+import { PoolConfigError, type ConnectError } from './errors.js';
 import type { PgPool } from './pg-pool.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
@@ -19,8 +19,8 @@ export type ClientConstructor = new (config: ClientConfig) => Client;
 export interface ReconnectFailedInfo {
   /** The pool's name. */
   name: string;
-  /** The last error from the server or the network; its message is redacted. */
-  lastError: Error | undefined;
+  /** The last failed attempt: the server's or the network's reason, password-free. */
+  lastError: ConnectError | undefined;
   /** How long the pool has been failing to connect, in ms. */
   failingForMs: number;
 }
