@@ -38,7 +38,7 @@ export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShut
       throw new PoolConfigError(name, 'a pool with this name is already registered; give each pool a distinct `name`');
     }
     const { failFast = true, openTimeoutMs, shutdownTimeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS, ...poolOptions } = options;
-    const pool = new PgPool({ logger: new Logger(`PgPool:${name}`), ...poolOptions, name, scheduleMaintenance: false });
+    const pool = new PgPool({ logger: new Logger(`PgPool:${name}`), ...poolOptions, name });
     this.pools.set(name, { pool, shutdownTimeoutMs });
     this.maintenance.schedule(pool);
     const opened = pool.open({ wait: failFast, timeoutMs: openTimeoutMs });

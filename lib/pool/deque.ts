@@ -24,13 +24,6 @@ export class Deque<T> {
     this.count++;
   }
 
-  pushFront(item: T): void {
-    if (this.count === this.items.length) this.grow();
-    this.head = (this.head - 1) & (this.items.length - 1);
-    this.items[this.head] = item;
-    this.count++;
-  }
-
   popFront(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
@@ -47,10 +40,6 @@ export class Deque<T> {
     this.items[index] = undefined;
     this.count--;
     return item;
-  }
-
-  peekFront(): T | undefined {
-    return this.count === 0 ? undefined : this.items[this.head];
   }
 
   /** Removes one given item. O(n): only maintenance uses it, never acquire or release. */

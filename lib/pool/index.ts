@@ -10,12 +10,12 @@ export {
   type PgPoolOptions,
   type PgConnectionConfig,
   type ResolvedPoolOptions,
-  type IsolationLevel,
   type ClientHook,
   type ClientConstructor,
   type ReconnectFailedInfo,
+  type ReconnectingPool,
 } from './pool-options.js';
-export type { TransactionOptions } from './transaction-options.js';
+export type { IsolationLevel, TransactionOptions } from './transaction-options.js';
 export { redactConnectionString } from './redact.js';
 export { ConnectionTarget } from './connection-target.js';
 export type { TargetSessionAttrs, HostAddress } from './target-session.js';

@@ -25,8 +25,6 @@ export class PgListener {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private closed = false;
-  /** Times the listener reconnected after losing its connection. */
-  reconnects = 0;
 
   constructor(private readonly options: ResolvedPoolOptions) {
     this.backoff = new Backoff(options.reconnectDelayMs, options.reconnectMaxDelayMs);
@@ -82,11 +80,6 @@ export class PgListener {
     if (set.size > 0) return;
     this.handlers.delete(channel);
     await this.client?.query(`UNLISTEN ${escapeIdentifier(channel)}`).catch(() => undefined);
-  }
-
-  /** The channels listened to now. */
-  channels(): string[] {
-    return [...this.handlers.keys()];
   }
 
   /** Ends the listening session; no handler runs afterwards. */
@@ -176,7 +169,6 @@ export class PgListener {
       const client = await this.connection();
       for (const channel of this.handlers.keys()) await client.query(`LISTEN ${escapeIdentifier(channel)}`);
       this.backoff.reset();
-      this.reconnects++;
       this.options.logger.log(`pool '${this.options.name}': listener reconnected, listening on ${this.handlers.size} channel(s) again`);
     } catch (error) {
       this.options.logger.warn(`pool '${this.options.name}': listener cannot reconnect yet: ` +

@@ -18,7 +18,7 @@ import {
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
-import { defaultCheckFor, resolvePoolOptions, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { checkSize, defaultCheckFor, resolvePoolOptions, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
@@ -827,20 +827,22 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return delivered;
   }
 
-  /** Changes the pool's size: opens connections up to the new `min`, closes idle ones above the new `max`. */
+  /**
+   * Changes the pool's size. Idle connections above the new `max` close at once, and
+   * checked-out ones as they come back; resolves once the new `min` is open (rejects with
+   * `PoolOpenError` if that fails within `acquireTimeoutMs`).
+   */
   async resize(min: number, max: number = Math.max(min, 1)): Promise<void> {
-    for (const [key, value, lowest] of [['min', min, 0], ['max', max, 1]] as const) {
-      if (!Number.isInteger(value) || value < lowest) {
-        throw new PoolConfigError(this.name, `resize: \`${key}\` must be an integer >= ${lowest}, not ${String(value)}`);
-      }
-    }
-    if (min > max) throw new PoolConfigError(this.name, `resize: \`min\` (${min}) must not exceed \`max\` (${max})`);
+    checkSize(min, max, (message) => {
+      throw new PoolConfigError(this.name, `resize: ${message}`);
+    });
     this.#settings.min = min;
     this.#settings.max = max;
     while (this.connections.size > max && this.idle.length > 0) {
       this.discard(this.idle.popFront() as PoolConnection, 'resize');
     }
     this.maintainer.fill();
+    if (this.poolState === 'open' && this.connections.size < min) await this.waitUntilReady(this.#settings.acquireTimeoutMs);
   }
 
   /** Checks every idle connection now and drops those that fail; the maintainer replaces them. */

@@ -2,18 +2,31 @@ import { Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConnectionTarget } from './connection-target.js';
 import { PoolConfigError, type ConnectError } from './errors.js';
-import type { PgPool } from './pg-pool.js';
+import type { PoolStats } from './pool-stats.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
 
-/** Transaction isolation levels, as PostgreSQL spells them. */
-export type IsolationLevel = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
 
 /** A hook run with a pool's client: a `configure`, `reset` or custom check. */
 export type ClientHook = (client: ClientBase) => Promise<unknown> | unknown;
 
 /** The class the pool instantiates for each connection; `pg.Client` unless told otherwise. */
 export type ClientConstructor = new (config: ClientConfig) => Client;
+
+/**
+ * The pool as `onReconnectFailed` sees it: enough to report, and to close it or exit.
+ * (A `PgPool` is one; the options do not depend on the pool class.)
+ */
+export interface ReconnectingPool {
+  /** The pool's name. */
+  readonly name: string;
+  /** Where it connects, `host:port/database`. */
+  readonly target: string;
+  /** Its stats now. */
+  getStats(): PoolStats;
+  /** Closes it (see `PgPool.close`). */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
 
 /** What a pool's `onReconnectFailed` hook receives. */
 export interface ReconnectFailedInfo {
@@ -63,7 +76,7 @@ export interface PgPoolOptions {
    * `reconnect_failed`); default: logs an error. The pool keeps trying either way,
    * on the longest interval; call `process.exit(1)` here to let an orchestrator restart the app.
    */
-  onReconnectFailed?: (pool: PgPool, info: ReconnectFailedInfo) => void;
+  onReconnectFailed?: (pool: ReconnectingPool, info: ReconnectFailedInfo) => void;
   /** First delay between failed connection attempts; doubles each time (±10% jitter). Default 1000. */
   reconnectDelayMs?: number;
   /** The longest delay between failed connection attempts. Default 30000. */
@@ -141,7 +154,7 @@ export interface ResolvedPoolOptions {
   /** Failing time after which `onReconnectFailed` runs, in ms. */
   reconnectTimeoutMs: number;
   /** The give-up hook, if any. */
-  onReconnectFailed: ((pool: PgPool, info: ReconnectFailedInfo) => void) | undefined;
+  onReconnectFailed: ((pool: ReconnectingPool, info: ReconnectFailedInfo) => void) | undefined;
   /** First backoff delay, in ms. */
   reconnectDelayMs: number;
   /** Longest backoff delay, in ms. */
@@ -245,10 +258,8 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
   if (typeof loadBalanceHosts !== 'boolean') fail('`loadBalanceHosts` must be true or false');
 
   const min = options.min ?? POOL_DEFAULTS.min;
-  checkInteger('min', min, 0, fail);
   const max = options.max ?? Math.max(min, 1);
-  checkInteger('max', max, 1, fail);
-  if (min > max) fail(`\`min\` (${min}) must not exceed \`max\` (${max})`);
+  checkSize(min, max, fail);
 
   const duration = (key: keyof typeof POOL_DEFAULTS & keyof PgPoolOptions, lowest: number): number => {
     const value = options[key] ?? POOL_DEFAULTS[key];
@@ -359,6 +370,13 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
     urlAttrs: urlAttrs as TargetSessionAttrs | undefined,
     urlLoadBalance: urlBalance === undefined ? undefined : urlBalance === 'random',
   };
+}
+
+/** `min` and `max`, as the options and `resize()` take them. */
+export function checkSize(min: unknown, max: unknown, fail: (message: string) => never): void {
+  checkInteger('min', min, 0, fail);
+  checkInteger('max', max, 1, fail);
+  if ((min as number) > (max as number)) fail(`\`min\` (${String(min)}) must not exceed \`max\` (${String(max)})`);
 }
 
 function checkInteger(key: string, value: unknown, lowest: number, fail: (message: string) => never): void {

@@ -1,4 +1,5 @@
 import type { ClientConfig } from 'pg';
+import { urlAuthority } from './url-authority.js';
 
 const MASK = '***';
 
@@ -13,20 +14,11 @@ const MASK = '***';
  */
 export function redactConnectionString(connectionString: string): string {
   let text = connectionString;
-  const schemeEnd = text.indexOf('://');
-  if (schemeEnd !== -1) {
-    const authorityStart = schemeEnd + 3;
-    const rest = text.slice(authorityStart);
-    const queryStart = rest.search(/[?#]/);
-    let at = rest.lastIndexOf('@', queryStart === -1 ? rest.length : queryStart);
-    if (at === -1 && queryStart !== -1) at = rest.lastIndexOf('@');
-    if (at !== -1) {
-      const userInfo = rest.slice(0, at);
-      const colon = userInfo.indexOf(':');
-      if (colon !== -1) {
-        text = text.slice(0, authorityStart) + userInfo.slice(0, colon + 1) + MASK + rest.slice(at);
-      }
-    }
+  const authority = urlAuthority(connectionString);
+  if (authority && authority.at !== -1) {
+    const userInfo = text.slice(authority.start, authority.at);
+    const colon = userInfo.indexOf(':');
+    if (colon !== -1) text = text.slice(0, authority.start + colon + 1) + MASK + text.slice(authority.at);
   }
   return text.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s#]+)/gi, `$1${MASK}`);
 }

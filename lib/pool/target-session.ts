@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { urlAuthority } from './url-authority.js';
 
 /** libpq's `target_session_attrs`: which server a new connection must land on. */
 export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
@@ -40,22 +41,12 @@ export async function sessionMismatch(client: ClientBase, wanted: TargetSessionA
  * first, which `pg-connection-string` can parse. IPv6 addresses go in brackets.
  */
 export function splitHostList(url: string): { url: string; hosts: HostAddress[] | undefined } {
-  const schemeEnd = url.indexOf('://');
-  if (schemeEnd === -1) return { url, hosts: undefined };
-  const start = schemeEnd + 3;
-  const rest = url.slice(start);
-  const queryAt = rest.search(/[?#]/);
-  const at = rest.lastIndexOf('@', queryAt === -1 ? rest.length : queryAt);
-  const hostStart = at + 1;
-  const hostEnd = (() => {
-    const end = rest.slice(hostStart).search(/[/?#]/);
-    return end === -1 ? rest.length : hostStart + end;
-  })();
-  const hostPart = rest.slice(hostStart, hostEnd);
+  const authority = urlAuthority(url);
+  if (!authority) return { url, hosts: undefined };
+  const hostPart = url.slice(authority.hostStart, authority.hostEnd);
   if (!hostPart.includes(',')) return { url, hosts: undefined };
   const hosts = hostPart.split(',').map(parseHostPort);
-  const first = hostPart.split(',')[0];
-  return { url: url.slice(0, start) + rest.slice(0, hostStart) + first + rest.slice(hostEnd), hosts };
+  return { url: url.slice(0, authority.hostStart) + hostPart.split(',')[0] + url.slice(authority.hostEnd), hosts };
 }
 
 /** `host`, `host:port` or `[v6]:port` as a HostAddress. */

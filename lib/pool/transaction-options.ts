@@ -1,5 +1,7 @@
 import { PoolUsageError } from './errors.js';
-import type { IsolationLevel } from './pool-options.js';
+
+/** Transaction isolation levels, as PostgreSQL spells them. */
+export type IsolationLevel = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
 
 /** How `withTransaction` (and `@UseConnection({ transaction })`) begins its transaction. */
 export interface TransactionOptions {

@@ -43,7 +43,7 @@ describe('PgPoolMaintenanceService', () => {
     try {
       expect(maintenance.names().sort()).toEqual(['default', 'quiet']);
       await eventually('a scheduled pass expired a connection of the default pool',
-        () => logger.lines.some((l) => l.level === 'debug' && l.context === 'PgPoolMaintenance' && /^pool 'default': expired [1-9]/.test(l.message)));
+        () => logger.lines.some((l) => l.level === 'debug' && l.context === 'PgPool:default' && /^pool 'default': maintenance expired [1-9]/.test(l.message)));
       const runs = await maintenance.runNow();
       expect(Object.keys(runs).sort()).toEqual(['default', 'quiet']);
       expect(runs.quiet).toMatchObject({ expired: 0, shrunk: 0 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { Deque } from '../../lib/pool/deque.js';
 
 describe('Deque', () => {
@@ -10,23 +11,31 @@ describe('Deque', () => {
     expect(deque.length).toBe(8);
   });
 
-  it('keeps order across wrap-around and growth', () => {
-    const deque = new Deque<number>(4);
-    const model: number[] = [];
-    // Interleave pushes and pops at both ends so the head wraps many times while growing.
-    for (let i = 0; i < 1000; i++) {
-      if (i % 3 === 0) {
-        deque.pushFront(i);
-        model.unshift(i);
-      } else {
-        deque.pushBack(i);
-        model.push(i);
+  it('behaves as an array under any mix of operations, across wrap-around and growth', () => {
+    const operation = fc.oneof(
+      fc.record({ op: fc.constant('pushBack' as const), value: fc.integer() }),
+      fc.record({ op: fc.constantFrom('popFront' as const, 'popBack' as const) }),
+      fc.record({ op: fc.constant('remove' as const), value: fc.integer({ min: 0, max: 20 }) }),
+    );
+    fc.assert(fc.property(fc.array(operation, { maxLength: 300 }), (operations) => {
+      const deque = new Deque<number>(4);
+      const model: number[] = [];
+      for (const step of operations) {
+        switch (step.op) {
+          case 'pushBack': deque.pushBack(step.value); model.push(step.value); break;
+          case 'popFront': expect(deque.popFront()).toBe(model.shift()); break;
+          case 'popBack': expect(deque.popBack()).toBe(model.pop()); break;
+          case 'remove': {
+            const at = model.indexOf(step.value);
+            expect(deque.remove(step.value)).toBe(at !== -1);
+            if (at !== -1) model.splice(at, 1);
+            break;
+          }
+        }
+        expect(deque.length).toBe(model.length);
       }
-      if (i % 5 === 0) expect(deque.popFront()).toBe(model.shift());
-      if (i % 7 === 0) expect(deque.popBack()).toBe(model.pop());
-    }
-    expect([...deque]).toEqual(model);
-    expect(deque.peekFront()).toBe(model[0]);
+      expect([...deque]).toEqual(model);
+    }));
   });
 
   it('removes an item from the middle and drains the rest in order', () => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { PgPool, RemoveReason } from '../../lib/index.js';
+import type { PgPool, ReconnectingPool, RemoveReason } from '../../lib/index.js';
 import { packageRoot, requireBuiltPackage } from '../support/built-package.js';
 import { adminQuery, appNameOf, createTestPool, eventually, testUrl } from '../support/database.js';
 import { PostgresServer, freePort } from '../support/postgres-server.js';
@@ -122,7 +122,7 @@ describe('maintainer: reconnect', () => {
   });
 
   it('calls onReconnectFailed once after reconnectTimeoutMs, and keeps trying', async () => {
-    const calls: Array<{ pool: PgPool; failingForMs: number; message: string }> = [];
+    const calls: Array<{ pool: ReconnectingPool; failingForMs: number; message: string }> = [];
     const pool = createTestPool({
       name: 'flaky',
       connectionString: `postgresql://postgres:x@127.0.0.1:${await freePort()}/postgres`,
