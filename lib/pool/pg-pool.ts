@@ -2,8 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { monotonicNow } from './clock.js';
-import { END_TIMEOUT_MS, endWithin, toError } from './connection-opener.js';
-import { Deque } from './deque.js';
+import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
 import {
   type ConnectError,
   PoolClosedError,
@@ -12,9 +11,10 @@ import {
   PoolTimeoutError,
   PoolUnavailableError,
   PoolUsageError,
-  TooManyRequestsError,
   TransactionRolledBackError,
 } from './errors.js';
+import { acquiringStack, LeakDetector } from './leak-detector.js';
+import { Lending } from './lending.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
@@ -22,9 +22,8 @@ import { checkSize, defaultCheckFor, resolvePoolOptions, type ClientHook, type P
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
-import { Waiter, WaitingQueue } from './waiting-queue.js';
-import { sessionMismatch } from './target-session.js';
-import { TimeoutError, withTimeout } from './with-timeout.js';
+import { ReturnInspector } from './return-inspector.js';
+import { withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
@@ -85,10 +84,6 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** The stack of the code calling acquire(), without the pool's own frames. */
-function acquiringStack(): string {
-  return (new Error('acquired here').stack ?? '').split('\n').slice(2).join('\n');
-}
 
 /**
  * A PostgreSQL connection pool after the psycopg 3 design: requests wait in a FIFO
@@ -103,35 +98,41 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   // nothing of it may show in util.inspect/JSON.stringify of the pool.
   readonly #settings: ResolvedPoolOptions;
   private poolState: PoolState = 'new';
-  private readonly idle = new Deque<PoolConnection>();
-  private readonly waiting = new WaitingQueue<PooledClient>();
+  /** Idle connections and waiting requests: the lending core. */
+  private readonly lending: Lending;
+  /** What a released connection goes through before reuse. */
+  private readonly inspector: ReturnInspector;
+  private readonly leaks: LeakDetector;
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
   /** The pool's record of each client it made: for cancelQuery. */
   private readonly byClient = new WeakMap<Client, PoolConnection>();
   private readonly maintainer: Maintainer;
-  private counters: PoolCounters = zeroCounters();
+  /** Mutated in place (resetStats() zeroes it), so the pool's parts can share it. */
+  private readonly counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private emptied: (() => void) | undefined;
   /** The server of the last connection opened, to count failovers. */
   private lastHost: string | undefined;
   /** The dedicated LISTEN session, created by the first listen(). */
   private listener: PgListener | undefined;
-  /** The one timer for waiters on the default `acquireTimeoutMs` (see armQueueTimer). */
-  private queueTimer: NodeJS.Timeout | undefined;
   /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
   private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
-  /** `unavailableTimeoutMs`: how long a request waits while the server is down. */
-  private readonly waitTimeoutWhileDown: number;
-  private downTimer: NodeJS.Timeout | undefined;
-  private downTimerAt = 0;
 
   constructor(options: PgPoolOptions) {
     super();
     this.#settings = resolvePoolOptions(options);
     this.maintainer = new Maintainer(this.maintainedView());
-    this.waitTimeoutWhileDown = this.#settings.unavailableTimeoutMs;
+    this.lending = new Lending(this.#settings, this.counters, {
+      checkOut: (connection, origin, now) => this.checkOut(connection, origin, now),
+      isDown: () => this.isDown,
+      unavailableError: (waitedMs) => this.unavailableError(waitedMs),
+      timeoutError: (timeoutMs, othersWaiting) => this.timeoutError(timeoutMs, othersWaiting),
+      demand: () => this.maintainer.fill(),
+    });
+    this.inspector = new ReturnInspector(this.#settings, this.counters, this.usedAfterRelease, this.checkTimeoutMs);
+    this.leaks = new LeakDetector(this.#settings, this.counters);
   }
 
   /** The pool's database id. */
@@ -162,12 +163,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** pg.Pool-compatible: idle connections now. */
   get idleCount(): number {
-    return this.idle.length;
+    return this.lending.idleCount;
   }
 
   /** pg.Pool-compatible: requests waiting now. */
   get waitingCount(): number {
-    return this.waiting.length;
+    return this.lending.waitingCount;
   }
 
   /**
@@ -259,10 +260,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     this.counters.requestsNum++;
     // With leak detection on, where the client was asked for: the caller's stack, now.
-    const origin = this.#settings.leakDetectionMs > 0 ? acquiringStack() : undefined;
-    if (this.waiting.length === 0 && this.idle.length > 0) {
+    const origin = this.leaks.enabled ? acquiringStack() : undefined;
+    if (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
       if (this.#settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
-      return Promise.resolve(this.checkOut(this.takeIdle(), origin));
+      return Promise.resolve(this.checkOut(this.lending.takeIdle(), origin));
     }
     return this.waitForConnection(timeoutMs, origin);
   }
@@ -272,19 +273,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     // The checks count against the request's own deadline: a black-holed server must
     // not hold the caller past it.
     const deadline = monotonicNow() + timeoutMs;
-    while (this.waiting.length === 0 && this.idle.length > 0) {
-      const connection = this.takeIdle();
+    while (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
+      const connection = this.lending.takeIdle();
       const passed = await this.passesCheck(connection, Math.max(1, deadline - monotonicNow()));
       // close() ran during the check: the connection is closed with the pool.
       if (this.poolState !== 'open') break;
       if (passed) return this.checkOut(connection, origin);
     }
     return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin);
-  }
-
-  /** The next idle connection: the oldest returned with 'fifo', the latest with 'lifo'. */
-  private takeIdle(): PoolConnection {
-    return (this.#settings.order === 'fifo' ? this.idle.popFront() : this.idle.popBack()) as PoolConnection;
   }
 
   /** `pg.Pool`-compatible alias of `acquire()`. */
@@ -302,75 +298,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.counters.requestsErrors++;
       return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
     }
-    const { maxWaiting } = this.#settings;
-    if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
-      this.counters.requestsErrors++;
-      return Promise.reject(new TooManyRequestsError(this.name,
-        `${this.waiting.length} requests are already waiting for a connection (maxWaiting ${maxWaiting}); ` +
-        'the database is saturated: lower the load or raise max / maxWaiting'));
-    }
-    this.counters.requestsQueued++;
-    return new Promise<PooledClient>((resolve, reject) => {
-      const now = monotonicNow();
-      const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
-      waiter.origin = origin;
-      this.waiting.push(waiter);
-      if (timeoutMs === this.#settings.acquireTimeoutMs) {
-        this.armQueueTimer(waiter.deadline);
-      } else {
-        waiter.timer = setTimeout(() => this.timeOut(waiter), timeoutMs);
-      }
-      if (this.isDown) this.armDownTimer(now + this.waitTimeoutWhileDown);
-      this.maintainer.fill();
-    });
+    return this.lending.wait(timeoutMs, origin);
   }
 
-  /**
-   * One timer for every waiter on the default timeout, not one each: they join the FIFO
-   * queue in deadline order, so the first of them is always the next to expire. A timer
-   * per waiter costs an object and a timer-list insert and removal per wait, which shows
-   * as a slower pool once thousands wait. Waiters with a timeout of their own keep a timer.
-   */
-  private armQueueTimer(deadline: number): void {
-    if (this.queueTimer) return;
-    this.queueTimer = setTimeout(() => this.expireWaiters(), Math.max(0, deadline - monotonicNow()));
-  }
-
-  /** The queue timer fired: time out the default waiters past their deadline, re-arm for the next. */
-  private expireWaiters(): void {
-    this.queueTimer = undefined;
-    const now = monotonicNow();
-    for (const waiter of this.waiting) {
-      if (waiter.timer) continue;
-      if (waiter.deadline > now) return this.armQueueTimer(waiter.deadline);
-      this.timeOut(waiter);
-    }
-  }
-
-  /** No one waits: a timer left armed would keep the process alive for nothing. */
-  private disarmQueueTimerIfIdle(): void {
-    if (this.waiting.length === 0 && this.queueTimer) {
-      clearTimeout(this.queueTimer);
-      this.queueTimer = undefined;
-    }
-  }
-
-  private timeOut(waiter: Waiter<PooledClient>): void {
-    if (!this.waiting.remove(waiter)) return;
-    this.disarmQueueTimerIfIdle();
-    const now = monotonicNow();
-    this.counters.requestsTimeouts++;
-    this.counters.requestsErrors++;
-    this.counters.requestsWaitMs += now - waiter.enqueuedAt;
-    const waitedMs = Math.round(now - waiter.enqueuedAt);
-    if (this.isDown) {
-      waiter.reject(this.unavailableError(waitedMs));
-      return;
-    }
+  private timeoutError(timeoutMs: number, othersWaiting: number): PoolTimeoutError {
     const failure = this.maintainer.failure;
-    waiter.reject(new PoolTimeoutError(this.name,
-      `no connection available within ${Math.round(waiter.deadline - waiter.enqueuedAt)} ms (acquire timeout; ${this.connections.size}/${this.#settings.max} in use or opening, ` +
-      `${this.waiting.length} others waiting)` + (failure ? `; last connection error: ${failure.reason}` : '')));
+    return new PoolTimeoutError(this.name,
+      `no connection available within ${timeoutMs} ms (acquire timeout; ${this.connections.size}/${this.#settings.max} in use or opening, ` +
+      `${othersWaiting} others waiting)` + (failure ? `; last connection error: ${failure.reason}` : ''));
   }
 
   /** The pool holds no connection and its latest attempt to open one failed: the server is down. */
@@ -385,42 +320,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       (failure ? `: ${failure.reason}` : ''), { cause: failure, retryAfterMs: DEMAND_RETRY_MS, code: failure?.code });
   }
 
-  /**
-   * While the server is down, a waiter gives up after `unavailableTimeoutMs` with a
-   * `PoolUnavailableError` carrying the server's reason, instead of waiting its whole
-   * acquire timeout: a web app answers 503 at once. A restart shorter than that is
-   * ridden out, since attempts come every `DEMAND_RETRY_MS` while requests wait.
-   */
-  private armDownTimer(at: number): void {
-    if (this.waitTimeoutWhileDown <= 0) return;
-    if (this.downTimer && this.downTimerAt <= at) return;
-    clearTimeout(this.downTimer);
-    this.downTimerAt = at;
-    this.downTimer = setTimeout(() => this.failWaitersWhileDown(), Math.max(0, at - monotonicNow()));
-  }
-
-  private failWaitersWhileDown(): void {
-    this.downTimer = undefined;
-    if (!this.isDown || this.waitTimeoutWhileDown <= 0) return;
-    const now = monotonicNow();
-    for (const waiter of this.waiting) {
-      const dueAt = waiter.enqueuedAt + this.waitTimeoutWhileDown;
-      if (dueAt > now) {
-        this.armDownTimer(dueAt);
-        return;
-      }
-      this.waiting.remove(waiter);
-      clearTimeout(waiter.timer);
-      this.counters.requestsErrors++;
-      this.counters.requestsWaitMs += now - waiter.enqueuedAt;
-      waiter.reject(this.unavailableError(Math.round(now - waiter.enqueuedAt)));
-    }
-    this.disarmQueueTimerIfIdle();
-  }
-
   /** Runs the acquire-time check on a connection taken from the deque; false if it was dropped. */
   private async passesCheck(connection: PoolConnection, timeoutMs = this.checkTimeoutMs): Promise<boolean> {
-    connection.state = 'checking';
+    connection.moveTo('checking');
     try {
       if (connection.isLost) throw connection.lostWith;
       await this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), timeoutMs);
@@ -457,7 +359,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
-    connection.state = 'in-use';
+    connection.moveTo('in-use');
     connection.checkedOutAt = now;
     connection.unguard();
     const checkout = ++connection.checkouts;
@@ -478,7 +380,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       if (!returned && connection.checkouts === checkout) returned = giveBack(false);
       return returned ?? Promise.resolve();
     };
-    if (origin !== undefined) this.watchForLeak(connection, checkout, origin);
+    if (origin !== undefined) this.leaks.watch(connection, checkout, origin);
     this.emit('acquire', client);
     return client;
   }
@@ -489,13 +391,13 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * `ROLLBACK`, counted in `returnsBad`. Then the `reset` hook. Resolves once it is back.
    */
   private release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
-    if (connection.leakTimer) this.clearLeakWatch(connection);
+    this.leaks.clear(connection);
     // Closed by close() after its timeout while still checked out: nothing to return.
     if (connection.state === 'closed') return RESOLVED;
     const wasCheckedOut = connection.state === 'in-use';
     // One clock reading for the whole hand-over (usage, lifetime, wait, next checkout).
     const now = monotonicNow();
-    connection.state = 'returning';
+    connection.moveTo('returning');
     if (wasCheckedOut) {
       this.counters.usageMs += now - connection.checkedOutAt;
       this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
@@ -505,82 +407,19 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       return RESOLVED;
     }
     // The common case, with nothing to wait for: back at once, no promise chain.
-    if (!connection.isLost && !connection.isBusy && !this.#settings.reset && !connection.cancelling && !connection.suspectReadOnly) {
-      const status = connection.client.getTransactionStatus();
-      if (status !== 'T' && status !== 'E') {
-        this.reuse(connection, now);
-        return RESOLVED;
-      }
+    if (this.inspector.isClean(connection)) {
+      this.reuse(connection, now);
+      return RESOLVED;
     }
     return this.inspect(connection);
   }
 
-  /**
-   * The slow half of ReturnConnection: wait for a cancel to settle and for the wire, then
-   * ROLLBACK, `reset` and the read-only question as needed. Each step is bounded by
-   * `checkTimeoutMs`: past it the socket is destroyed and the slot freed, so a server
-   * that stopped answering cannot hold the pool's connections for ever.
-   */
+  /** The slow half of ReturnConnection: the inspector decides, the pool acts. */
   private async inspect(connection: PoolConnection): Promise<void> {
-    const bound = this.checkTimeoutMs;
-    let timedOut = false;
-    const step = async (work: () => Promise<unknown>, what: string): Promise<void> => {
-      await withTimeout(work(), bound, `${what} took more than ${bound} ms`).catch((error: unknown) => {
-        timedOut = error instanceof TimeoutError;
-        throw error;
-      });
-    };
-    try {
-      // A statement being cancelled: nobody gets the connection before the server has
-      // taken the CancelRequest, or the cancel could land on the next user's statement.
-      if (connection.cancelling) await step(() => connection.cancelling as Promise<unknown>, 'the cancel request');
-      if (connection.isBusy) await step(() => connection.whenIdle(), 'waiting for the statement in flight');
-      if (connection.isLost) {
-        this.counters.returnsBad++;
-        return this.discardLost(connection, 'broken');
-      }
-      const status = connection.client.getTransactionStatus();
-      if (status === 'T' || status === 'E') {
-        this.counters.returnsBad++;
-        await step(() => connection.rawQuery('ROLLBACK'), 'ROLLBACK');
-      }
-      if (this.#settings.reset) {
-        connection.unguard();
-        try {
-          await step(async () => this.#settings.reset?.(connection.client), 'the reset hook');
-        } finally {
-          connection.guard(this.usedAfterRelease);
-        }
-        if (connection.client.getTransactionStatus() !== 'I' || connection.isBusy) {
-          throw new Error('the `reset` hook left the connection inside a transaction or with a query running; ' +
-            'await every query it runs and end any transaction it opens');
-        }
-      }
-      if (connection.suspectReadOnly && !connection.isLost) {
-        // A 25006 was seen: the user's own read-only transaction, or a demoted primary.
-        connection.suspectReadOnly = false;
-        connection.unguard();
-        try {
-          let mismatch: string | undefined;
-          await step(async () => {
-            mismatch = await sessionMismatch(connection.client, this.#settings.target.targetSessionAttrs);
-          }, 'the read-only check');
-          if (mismatch) connection.lostWith = new Error(`the server ${mismatch} now`);
-        } finally {
-          connection.guard(this.usedAfterRelease);
-        }
-      }
-    } catch (error) {
-      this.#settings.logger.warn(`pool '${this.name}': a returned connection could not be reset, closing it: ` +
-        this.#settings.target.redact(toError(error).message));
-      // Past the bound the peer is not answering: shut the socket now.
-      if (timedOut) connection.destroy();
-      return this.discard(connection, 'reset-failed');
-    } finally {
-      connection.cancelling = undefined;
-    }
-    if (connection.isLost) return this.discardLost(connection, 'broken');
-    this.reuse(connection);
+    const verdict = await this.inspector.inspect(connection);
+    if (verdict.reuse) return this.reuse(connection);
+    if (verdict.lost) return this.discardLost(connection, verdict.reason);
+    this.discard(connection, verdict.reason);
   }
 
   /** A returned connection that passed inspection: replaced if past its lifetime, else handed on. */
@@ -594,24 +433,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.poolState !== 'open') return this.discard(connection, 'closed');
     if (connection.isLost) return this.discardLost(connection, 'broken');
     if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
-    const waiter = this.waiting.shift();
-    if (waiter) {
-      if (waiter.timer) clearTimeout(waiter.timer);
-      this.disarmQueueTimerIfIdle();
-      this.counters.requestsWaitMs += now - waiter.enqueuedAt;
-      waiter.resolve(this.checkOut(connection, waiter.origin, now));
-      return;
-    }
-    connection.state = 'idle';
-    connection.idleSince = now;
-    this.idle.pushBack(connection);
+    this.lending.offer(connection, now);
   }
 
   /** Closes a connection and forgets it; the maintainer replaces it if the pool needs one. */
   private discard(connection: PoolConnection, reason: RemoveReason): void {
     if (connection.state === 'closed') return;
-    if (connection.state === 'idle') this.idle.remove(connection);
-    connection.state = 'closed';
+    if (connection.state === 'idle') this.lending.remove(connection);
+    connection.moveTo('closed');
     this.connections.delete(connection);
     // With a statement in flight the Terminate handshake waits for the statement: shut
     // the socket at once instead (a check cut short by close(), a black-holed server).
@@ -644,23 +473,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     // pg.Pool re-emits this and crashes the process when nobody listens; we only
     // re-emit to listeners, since the pool has already handled it.
     if (this.listenerCount('error') > 0) this.emit('error', error, connection.client);
-  }
-
-  /** Arms leak detection for this checkout: one warning, with the acquiring stack. */
-  private watchForLeak(connection: PoolConnection, checkout: number, acquiredAt: string): void {
-    const limit = this.#settings.leakDetectionMs;
-    connection.leakTimer = setTimeout(() => {
-      if (connection.checkouts !== checkout || connection.state !== 'in-use') return;
-      this.counters.leaksDetected++;
-      this.#settings.logger.warn(`pool '${this.name}': a client has been checked out for more than ${limit} ms ` +
-        `(leakDetectionMs); it was acquired at:\n${acquiredAt}`);
-    }, limit);
-    connection.leakTimer.unref();
-  }
-
-  private clearLeakWatch(connection: PoolConnection): void {
-    clearTimeout(connection.leakTimer);
-    connection.leakTimer = undefined;
   }
 
   /** What `client.query` does once its user released it (see PoolConnection.guard). */
@@ -773,8 +585,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       poolMin: this.#settings.min,
       poolMax: this.#settings.max,
       poolSize: this.connections.size + this.maintainer.pending,
-      poolAvailable: this.idle.length,
-      requestsWaiting: this.waiting.length,
+      poolAvailable: this.lending.idleCount,
+      requestsWaiting: this.lending.waitingCount,
       ...this.counters,
     };
   }
@@ -790,7 +602,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** Returns the stats and zeroes the counters (psycopg_pool's `pop_stats()`). */
   resetStats(): PoolStats {
     const stats = this.getStats();
-    this.counters = zeroCounters();
+    Object.assign(this.counters, zeroCounters());
     return stats;
   }
 
@@ -838,8 +650,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     });
     this.#settings.min = min;
     this.#settings.max = max;
-    while (this.connections.size > max && this.idle.length > 0) {
-      this.discard(this.idle.popFront() as PoolConnection, 'resize');
+    while (this.connections.size > max && this.lending.idleCount > 0) {
+      this.discard(this.lending.takeOldest(), 'resize');
     }
     this.maintainer.fill();
     if (this.poolState === 'open' && this.connections.size < min) await this.waitUntilReady(this.#settings.acquireTimeoutMs);
@@ -868,19 +680,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private async shutDown(timeoutMs: number): Promise<void> {
     this.poolState = 'closing';
     this.maintainer.stop();
-    const closed = new PoolClosedError(this.name, 'the pool was closed while this request waited');
-    for (const waiter of this.waiting.drain()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(closed);
-    }
-    this.disarmQueueTimerIfIdle();
+    this.lending.close();
+    const closed = new PoolClosedError(this.name, 'the pool was closed while it was being opened');
     for (const waiter of this.openWaiters.splice(0)) waiter.reject(closed);
-    clearTimeout(this.downTimer);
-    this.downTimer = undefined;
-    for (const connection of this.idle.drain()) {
-      connection.state = 'checking';
-      this.discard(connection, 'closed');
-    }
+    for (const connection of this.lending.drainIdle()) this.discard(connection, 'closed');
     // Connections taken out for a check (acquire's, keepalive's) are not checked out:
     // closed now, which fails their check at once rather than at its timeout.
     for (const connection of [...this.connections]) {
@@ -918,7 +721,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.counters.connectionsMs += elapsedMs;
     this.connections.add(connection);
     this.byClient.set(connection.client, connection);
-    connection.state = 'checking';
     this.emit('connect', connection.client);
     if (this.openWaiters.length > 0 && this.connections.size >= Math.max(this.#settings.min, 1)) {
       for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
@@ -930,7 +732,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.counters.connectionsMs += elapsedMs;
     this.notifyIfEmpty();
     this.emit('connectError', error, retryInMs);
-    if (this.isDown && this.waiting.length > 0) this.failWaitersWhileDown();
+    if (this.isDown && this.lending.waitingCount > 0) this.lending.failWaitersWhileDown();
     if (this.openWaiters.length > 0) {
       const failure = new PoolOpenError(this.name, error.reason, { cause: error });
       for (const waiter of this.openWaiters.splice(0)) waiter.reject(failure);
@@ -943,12 +745,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       isOpen: () => this.poolState === 'open',
       floor: () => (this.openWaiters.length > 0 ? Math.max(this.#settings.min, 1) : this.#settings.min),
       openCount: () => this.connections.size,
-      idleCount: () => this.idle.length,
-      waitingCount: () => this.waiting.length,
-      idleConnections: () => this.idle,
+      idleCount: () => this.lending.idleCount,
+      waitingCount: () => this.lending.waitingCount,
+      idleConnections: () => this.lending.idleConnections(),
       takeIdle: (connection) => {
-        if (connection.state !== 'idle' || !this.idle.remove(connection)) return false;
-        connection.state = 'checking';
+        if (connection.state !== 'idle' || !this.lending.remove(connection)) return false;
+        connection.moveTo('checking');
         return true;
       },
       check: (connection) => this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), this.checkTimeoutMs)

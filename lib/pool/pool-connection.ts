@@ -15,6 +15,19 @@ type QueryMethod = (...args: unknown[]) => unknown;
  */
 export type PoolConnectionState = 'opening' | 'idle' | 'checking' | 'in-use' | 'returning' | 'closed';
 
+/**
+ * The moves a connection may make, and no others: a move outside this table is a bug
+ * in the engine, and fails loudly rather than corrupting the pool's bookkeeping.
+ */
+const NEXT_STATES: Readonly<Record<PoolConnectionState, ReadonlySet<PoolConnectionState>>> = {
+  opening: new Set(['idle', 'in-use', 'closed']), // adopted (idle or straight to a waiter), or dropped
+  idle: new Set(['checking', 'in-use', 'closed']),
+  checking: new Set(['idle', 'in-use', 'closed']),
+  'in-use': new Set(['returning', 'closed']),
+  returning: new Set(['idle', 'in-use', 'closed']),
+  closed: new Set(),
+};
+
 /** Why a connection left the pool: the `remove` event's second argument. */
 export type RemoveReason =
   | 'broken' // the connection died or failed a check
@@ -31,7 +44,7 @@ export type RemoveReason =
  * needs about it. The client itself is what users get; this record never leaves the pool.
  */
 export class PoolConnection {
-  state: PoolConnectionState = 'opening';
+  #state: PoolConnectionState = 'opening';
   /** When it last went idle: for `maxIdleMs`. */
   idleSince: number;
   /** The first error the client reported (socket closed, backend terminated). */
@@ -81,6 +94,19 @@ export class PoolConnection {
   /** Runs a statement of the pool's own (ROLLBACK) whatever the guard. */
   rawQuery(text: string): Promise<unknown> {
     return this.ownQuery.call(this.client, text) as Promise<unknown>;
+  }
+
+  /** Where the connection is in its life (see `PoolConnectionState`). */
+  get state(): PoolConnectionState {
+    return this.#state;
+  }
+
+  /** Moves the connection on; throws on a move the state table does not allow. */
+  moveTo(next: PoolConnectionState): void {
+    if (!NEXT_STATES[this.#state].has(next)) {
+      throw new Error(`nestjs-pg-pool internal error: a connection cannot go from '${this.#state}' to '${next}'`);
+    }
+    this.#state = next;
   }
 
   /** The server it is connected to, as `host:port`. */
