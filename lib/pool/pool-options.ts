@@ -183,7 +183,7 @@ export interface ResolvedPoolOptions {
   Client: ClientConstructor;
 }
 
-/** The default of every option that has one (see the README's options table). */
+/** The default of every option that has one (see the options table in docs/engine.md). */
 export const POOL_DEFAULTS: Readonly<Required<Pick<PgPoolOptions, 'name' | 'min' | 'acquireTimeoutMs' | 'maxWaiting' | 'maxLifetimeMs' |
   'maxIdleMs' | 'reconnectTimeoutMs' | 'reconnectDelayMs' | 'reconnectMaxDelayMs' | 'order' | 'keepaliveIntervalMs' |
   'connectTimeoutMs' | 'leakDetectionMs' | 'unavailableTimeoutMs'>>> = {

@@ -8,7 +8,7 @@ import { freePort } from '../support/postgres-server.js';
 
 /**
  * The cases an outside review found, each on the real server: every test here failed on
- * the engine before its fix (see the README's "Reliability" section for the behaviour).
+ * the engine before its fix (docs/reliability.md and docs/engine.md describe the behaviour).
  */
 const server = (): { host: string; port: number; user: string; database: string } => {
   const config = parseIntoClientConfig(testUrl());
