@@ -16,6 +16,18 @@ const server = (): { host: string; port: number; user: string; database: string 
 };
 const pidOf = (client: PooledClient): number => (client as unknown as { processID: number }).processID;
 
+/** A fault proxy in front of the test server, new for each test of the block. */
+function faultProxyPerTest(): () => FaultProxy {
+  let proxy: FaultProxy | undefined;
+  beforeEach(async () => {
+    proxy = await FaultProxy.start(server());
+  });
+  afterEach(async () => {
+    await proxy?.close();
+  });
+  return () => proxy as FaultProxy;
+}
+
 function removals(pool: PgPool): RemoveReason[] {
   const reasons: RemoveReason[] = [];
   pool.on('remove', (_client, reason) => reasons.push(reason));
@@ -173,27 +185,21 @@ describe('SQLSTATE 25006 on a read-write pool', () => {
 });
 
 describe('work on return and close against a server that stopped answering', () => {
-  let proxy: FaultProxy;
-  beforeEach(async () => {
-    proxy = await FaultProxy.start(server());
-  });
-  afterEach(async () => {
-    await proxy.close();
-  });
+  const proxy = faultProxyPerTest();
 
   it('bounds the ROLLBACK of a returned client and close(): the slot is freed, the socket destroyed', async () => {
-    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy.port }, min: 1, max: 1, connectTimeoutMs: 300, acquireTimeoutMs: 500 });
+    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy().port }, min: 1, max: 1, connectTimeoutMs: 300, acquireTimeoutMs: 500 });
     const reasons = removals(pool);
     const client = await pool.acquire();
     await client.query('BEGIN');
-    await proxy.setMode('blackhole');
+    await proxy().setMode('blackhole');
     client.release();
     await eventually('the connection is dropped after the bound', () => reasons.includes('reset-failed'), 3_000);
     expect(pool.totalCount).toBe(0);
     const startedAt = performance.now();
     await pool.close({ timeoutMs: 200 });
     expect(performance.now() - startedAt).toBeLessThan(2_000);
-    await eventually('no socket is left open through the proxy', () => proxy.openConnections === 0, 3_000);
+    await eventually('no socket is left open through the proxy', () => proxy().openConnections === 0, 3_000);
   });
 });
 
@@ -232,19 +238,13 @@ describe('connections lost before anyone used them', () => {
 });
 
 describe('LISTEN', () => {
-  let proxy: FaultProxy;
-  beforeEach(async () => {
-    proxy = await FaultProxy.start(server());
-  });
-  afterEach(async () => {
-    await proxy.close();
-  });
+  const proxy = faultProxyPerTest();
 
   it('a failed first listen() leaves nothing behind: the next one listens for real', async () => {
-    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy.port }, min: 0, max: 1 });
-    await proxy.setMode('refuse');
+    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy().port }, min: 0, max: 1 });
+    await proxy().setMode('refuse');
     await expect(pool.listen('retry_spec', () => undefined)).rejects.toThrow(/ECONNREFUSED/);
-    await proxy.setMode('pass');
+    await proxy().setMode('pass');
     const heard: string[] = [];
     const stop = await pool.listen('retry_spec', (payload) => heard.push(payload));
     await pool.notify('retry_spec', 'after');
@@ -290,17 +290,11 @@ describe('a monotonic clock', () => {
 });
 
 describe('while the server is down', () => {
-  let proxy: FaultProxy;
-  beforeEach(async () => {
-    proxy = await FaultProxy.start(server());
-  });
-  afterEach(async () => {
-    await proxy.close();
-  });
+  const proxy = faultProxyPerTest();
 
   it('a request fails within `unavailableTimeoutMs` with PoolUnavailableError and the server\'s reason', async () => {
-    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy.port }, min: 1, acquireTimeoutMs: 20_000, unavailableTimeoutMs: 300 });
-    await proxy.setMode('refuse');
+    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy().port }, min: 1, acquireTimeoutMs: 20_000, unavailableTimeoutMs: 300 });
+    await proxy().setMode('refuse');
     await pool.open();
     const startedAt = performance.now();
     const error = await pool.acquire().catch((e: unknown) => e);
@@ -311,16 +305,16 @@ describe('while the server is down', () => {
   });
 
   it('a restart shorter than the bound is ridden out: the request is served', async () => {
-    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy.port }, min: 1, max: 1, unavailableTimeoutMs: 3_000 });
+    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy().port }, min: 1, max: 1, unavailableTimeoutMs: 3_000 });
     await pool.open({ wait: true });
     // Closing the listener waits for the open sockets: cut them meanwhile.
-    const refusing = proxy.setMode('refuse');
-    proxy.cutAll();
+    const refusing = proxy().setMode('refuse');
+    proxy().cutAll();
     await refusing;
     await eventually('the pool has lost its connection', () => pool.totalCount === 0);
     const request = pool.query('SELECT 1 AS ok');
     await eventually('a connection attempt has failed', () => pool.getStats().connectionsErrors > 0);
-    await proxy.setMode('pass');
+    await proxy().setMode('pass');
     await expect(request).resolves.toMatchObject({ rows: [{ ok: 1 }] });
   });
 });
