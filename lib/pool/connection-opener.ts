@@ -1,7 +1,8 @@
 import { monotonicNow } from './clock.js';
 import { ConnectError } from './errors.js';
 import { PoolConnection } from './pool-connection.js';
-import type { ResolvedPoolOptions } from './pool-options.js';
+import { TimeoutError, withTimeout } from './with-timeout.js';
+import { workBoundMs, type ResolvedPoolOptions } from './pool-options.js';
 import { hostsToTry, sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 
 /** Spread `maxLifetimeMs` by up to this fraction, so connections opened together expire apart. */
@@ -15,8 +16,10 @@ const LIFETIME_JITTER = 0.05;
 export function openConnection(
   options: ResolvedPoolOptions,
   onLost: (connection: PoolConnection, error: Error) => void,
+  /** Holds each connection while it is being opened, so that close() can cut it short. */
+  inFlight: Set<PoolConnection>,
 ): Promise<PoolConnection> {
-  return connectToTarget(options, options.target.targetSessionAttrs, (host, pass) => openOn(options, host, pass, onLost));
+  return connectToTarget(options, options.target.targetSessionAttrs, (host, pass) => openOn(options, host, pass, onLost, inFlight));
 }
 
 /**
@@ -61,11 +64,28 @@ async function openOn(
   address: HostAddress,
   wanted: TargetSessionAttrs,
   onLost: (connection: PoolConnection, error: Error) => void,
+  inFlight: Set<PoolConnection>,
 ): Promise<PoolConnection> {
   const client = new options.Client(options.target.configFor(address));
   const startedAt = monotonicNow();
   const lifetime = options.maxLifetimeMs * (1 - Math.random() * LIFETIME_JITTER);
   const connection = new PoolConnection(client, startedAt, startedAt + lifetime, address);
+  inFlight.add(connection);
+  try {
+    return await setUp(options, connection, wanted, onLost);
+  } finally {
+    inFlight.delete(connection);
+  }
+}
+
+/** Connects, checks the kind of server and runs `configure`; closes the client on failure. */
+async function setUp(
+  options: ResolvedPoolOptions,
+  connection: PoolConnection,
+  wanted: TargetSessionAttrs,
+  onLost: (connection: PoolConnection, error: Error) => void,
+): Promise<PoolConnection> {
+  const { client } = connection;
   const needsWrites = options.target.targetSessionAttrs === 'read-write' || options.target.targetSessionAttrs === 'primary';
   // Listen before connecting: a pg client that emits 'error' with no listener takes
   // the whole process down, and a restarting server can do that at any moment.
@@ -92,10 +112,15 @@ async function openOn(
   });
   try {
     await client.connect();
-    const mismatch = await sessionMismatch(client, wanted);
+    // Past connect, pg's connectionTimeoutMillis no longer applies: the session check and
+    // `configure` get the pool's work bound, or a hook that hangs would hold the attempt
+    // (and so the pool's only probe of a failing server) for ever.
+    const bound = workBoundMs(options);
+    const mismatch = await withTimeout(sessionMismatch(client, wanted), bound, `the session check took more than ${bound} ms`);
     if (mismatch) throw new Error(mismatch);
-    if (options.configure) {
-      await options.configure(client);
+    const { configure } = options;
+    if (configure) {
+      await withTimeout(Promise.resolve(configure(client)), bound, `the \`configure\` hook took more than ${bound} ms`);
       // A hook that left a transaction open (BEGIN without COMMIT) or a query running
       // would hand its state to the first user: refuse the connection, as psycopg does.
       const status = client.getTransactionStatus();
@@ -109,6 +134,8 @@ async function openOn(
   } catch (error) {
     client.removeAllListeners('end');
     connection.lostWith = toError(error);
+    // A hook that timed out may still have a statement on the wire: no handshake then.
+    if (error instanceof TimeoutError) connection.destroy();
     await endWithin(connection, END_TIMEOUT_MS);
     throw error;
   }

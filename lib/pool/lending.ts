@@ -122,6 +122,7 @@ export class Lending {
     const closed = new PoolClosedError(this.settings.name, 'the pool was closed while this request waited');
     for (const waiter of this.waiting.drain()) {
       clearTimeout(waiter.timer);
+      this.counters.requestsErrors++;
       waiter.reject(closed);
     }
     this.disarmQueueTimerIfIdle();

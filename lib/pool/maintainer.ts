@@ -72,6 +72,10 @@ const MAX_TICK_MS = 1_000;
  */
 export class Maintainer {
   private connecting = 0;
+  /** Connections being opened now, for abortAttempts(). */
+  private readonly inFlight = new Set<PoolConnection>();
+  /** The AddConnection tasks running now. */
+  private readonly tasks = new Set<Promise<void>>();
   private tickTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** When the armed retry fires, and when the last attempt failed (monotonic ms). */
@@ -120,6 +124,23 @@ export class Maintainer {
     this.fill();
   }
 
+  /**
+   * The pool is closing: cuts short every connection being opened (its socket is
+   * destroyed, so a slow or black-holed server cannot keep it) and resolves once every
+   * attempt has ended, within `timeoutMs`.
+   */
+  async abortAttempts(timeoutMs: number): Promise<void> {
+    for (const connection of this.inFlight) connection.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.tasks),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
   stop(): void {
     this.running = false;
     clearTimeout(this.tickTimer);
@@ -148,7 +169,10 @@ export class Maintainer {
     wanted = Math.min(wanted, max - size);
     // While failing, one attempt at a time: a down server gets one probe, not `max`.
     if (this.failingSince !== undefined) wanted = Math.min(wanted, 1 - this.connecting);
-    for (let i = 0; i < wanted; i++) void this.addConnection();
+    for (let i = 0; i < wanted; i++) {
+      const task = this.addConnection().finally(() => this.tasks.delete(task));
+      this.tasks.add(task);
+    }
   }
 
   /** The `AddConnection` task. */
@@ -157,7 +181,7 @@ export class Maintainer {
     const startedAt = monotonicNow();
     let connection: PoolConnection;
     try {
-      connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error));
+      connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error), this.inFlight);
     } catch (error) {
       this.connecting--;
       const failure = connectErrorOf(this.pool.options, error);

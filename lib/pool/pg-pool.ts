@@ -18,12 +18,25 @@ import { Lending } from './lending.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
-import { checkSize, defaultCheckFor, resolvePoolOptions, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { checkSize, defaultCheckFor, resolvePoolOptions, workBoundMs, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
 import { withTimeout } from './with-timeout.js';
+
+/** `work`'s outcome, or 'late' once `ms` have passed first (the work goes on). */
+async function raceDeadline<T>(work: Promise<T>, ms: number): Promise<T | 'late'> {
+  if (ms <= 0) return 'late';
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
@@ -80,8 +93,6 @@ export interface PgPoolEvents {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
-/** The bound on checks and return work when `connectTimeoutMs` is 0 (see checkTimeoutMs). */
-const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 
@@ -270,12 +281,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   /** acquire() with `checkOnAcquire`: idle connections that fail the check are dropped, the next is tried. */
   private async acquireChecked(timeoutMs: number, origin: string | undefined): Promise<PooledClient> {
-    // The checks count against the request's own deadline: a black-holed server must
-    // not hold the caller past it.
+    // The request waits for the checks only until its own deadline: a black-holed server
+    // must not hold the caller past it. A check keeps its own bound, though: one that
+    // outlives the request's patience says nothing against the connection, which goes
+    // back to the pool if it passes.
     const deadline = monotonicNow() + timeoutMs;
     while (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
       const connection = this.lending.takeIdle();
-      const passed = await this.passesCheck(connection, Math.max(1, deadline - monotonicNow()));
+      const check = this.passesCheck(connection);
+      const passed = await raceDeadline(check, deadline - monotonicNow());
+      if (passed === 'late') {
+        void check.then((ok) => {
+          if (ok) this.adopt(connection);
+        });
+        break;
+      }
       // close() ran during the check: the connection is closed with the pool.
       if (this.poolState !== 'open') break;
       if (passed) return this.checkOut(connection, origin);
@@ -334,13 +354,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
   }
 
-  /**
-   * The bound on the pool's own work on a connection (checks, ROLLBACK and `reset` on
-   * return, waiting for the wire): `connectTimeoutMs`, or 10 s when that is 0 (no
-   * connect timeout, as in pg), since work without a bound can hold a slot for ever.
-   */
+  /** See `workBoundMs`. */
   private get checkTimeoutMs(): number {
-    return this.#settings.connectTimeoutMs > 0 ? this.#settings.connectTimeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
+    return workBoundMs(this.#settings);
   }
 
   /**
@@ -683,6 +699,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.lending.close();
     const closed = new PoolClosedError(this.name, 'the pool was closed while it was being opened');
     for (const waiter of this.openWaiters.splice(0)) waiter.reject(closed);
+    // Attempts in flight would add connections after close() resolved: cut them short.
+    await this.maintainer.abortAttempts(END_TIMEOUT_MS);
     for (const connection of this.lending.drainIdle()) this.discard(connection, 'closed');
     // Connections taken out for a check (acquire's, keepalive's) are not checked out:
     // closed now, which fails their check at once rather than at its timeout.
@@ -728,6 +746,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   private connectFailed(error: ConnectError, elapsedMs: number, retryInMs: number | undefined): void {
+    // An attempt close() cut short is no failure of the server's.
+    if (this.poolState !== 'open') return this.notifyIfEmpty();
     this.counters.connectionsErrors++;
     this.counters.connectionsMs += elapsedMs;
     this.notifyIfEmpty();

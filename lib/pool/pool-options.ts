@@ -372,6 +372,19 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
   };
 }
 
+/** The bound on the pool's own work when `connectTimeoutMs` is 0 (see `workBoundMs`). */
+const DEFAULT_WORK_BOUND_MS = 10_000;
+
+/**
+ * The bound on the pool's own work on a connection (setting it up after connect, checks,
+ * ROLLBACK and `reset` on return, waiting for the wire, a cancel request):
+ * `connectTimeoutMs`, or 10 s when that is 0 (no connect timeout, as in pg), since work
+ * without a bound can hold a slot for ever.
+ */
+export function workBoundMs(options: ResolvedPoolOptions): number {
+  return options.connectTimeoutMs > 0 ? options.connectTimeoutMs : DEFAULT_WORK_BOUND_MS;
+}
+
 /** `min` and `max`, as the options and `resize()` take them. */
 export function checkSize(min: unknown, max: unknown, fail: (message: string) => never): void {
   checkInteger('min', min, 0, fail);

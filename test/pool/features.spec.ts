@@ -139,6 +139,7 @@ describe('events', () => {
     pool.on('remove', (_client, reason) => seen.push(`remove:${reason}`));
     const client = await pool.connect();
     client.release(new Error('bad'));
+    await eventually('the maintainer has replaced it', () => pool.totalCount === 1 && pool.idleCount === 1);
     await pool.close();
     // The maintainer replaced the destroyed connection (min 1); close() then removed it.
     expect(seen).toEqual(['connect', 'acquire', 'release:bad', 'remove:released-with-error', 'connect', 'remove:closed']);
