@@ -24,6 +24,13 @@ export class Deque<T> {
     this.count++;
   }
 
+  pushFront(item: T): void {
+    if (this.count === this.items.length) this.grow();
+    this.head = (this.head - 1) & (this.items.length - 1);
+    this.items[this.head] = item;
+    this.count++;
+  }
+
   popFront(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];

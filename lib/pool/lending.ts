@@ -72,6 +72,13 @@ export class Lending {
     return this.idle.remove(connection);
   }
 
+  /** Takes an idle connection out of the deque for a check or to close it; false if it is no longer idle. */
+  takeForCheck(connection: PoolConnection): boolean {
+    if (connection.state !== 'idle' || !this.idle.remove(connection)) return false;
+    connection.moveTo('checking');
+    return true;
+  }
+
   /** Empties the idle deque (the pool is closing). */
   drainIdle(): PoolConnection[] {
     return this.idle.drain();
@@ -92,10 +99,15 @@ export class Lending {
     this.idle.pushBack(connection);
   }
 
-  /** Queues a request until a connection is offered, it times out, or the server is found down. */
-  wait(timeoutMs: number, origin: string | undefined): Promise<PooledClient> {
+  /**
+   * Queues a request until a connection is offered, it times out, or the server is found
+   * down. A request `first` in line is one that had an idle connection which failed its
+   * check: it was admitted before anyone now waiting, so it goes ahead of them and
+   * `maxWaiting` does not turn it away.
+   */
+  wait(timeoutMs: number, origin: string | undefined, first = false): Promise<PooledClient> {
     const { maxWaiting } = this.settings;
-    if (maxWaiting > 0 && this.waiting.length >= maxWaiting) {
+    if (!first && maxWaiting > 0 && this.waiting.length >= maxWaiting) {
       this.counters.requestsErrors++;
       return Promise.reject(new TooManyRequestsError(this.settings.name,
         `${this.waiting.length} requests are already waiting for a connection (maxWaiting ${maxWaiting}); ` +
@@ -106,8 +118,11 @@ export class Lending {
       const now = monotonicNow();
       const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
       waiter.origin = origin;
-      this.waiting.push(waiter);
-      if (timeoutMs === this.settings.acquireTimeoutMs) {
+      if (first) this.waiting.pushFront(waiter);
+      else this.waiting.push(waiter);
+      // The shared timer serves waiters in deadline order, which only the default
+      // timeout keeps, queued at the back.
+      if (!first && timeoutMs === this.settings.acquireTimeoutMs) {
         this.armQueueTimer(waiter.deadline);
       } else {
         waiter.timer = setTimeout(() => this.timeOut(waiter), timeoutMs);
@@ -142,11 +157,14 @@ export class Lending {
     const bound = this.settings.unavailableTimeoutMs;
     if (bound <= 0 || !this.pool.isDown()) return;
     const now = monotonicNow();
+    // A scan, not a stop at the first waiter still in time: one put back first in line
+    // may be younger than those behind it. Only while the server is down.
+    let nextDueAt = Infinity;
     for (const waiter of this.waiting) {
       const dueAt = waiter.enqueuedAt + bound;
       if (dueAt > now) {
-        this.armDownTimer(dueAt);
-        return;
+        nextDueAt = Math.min(nextDueAt, dueAt);
+        continue;
       }
       this.waiting.remove(waiter);
       clearTimeout(waiter.timer);
@@ -154,6 +172,7 @@ export class Lending {
       this.counters.requestsWaitMs += now - waiter.enqueuedAt;
       waiter.reject(this.pool.unavailableError(Math.round(now - waiter.enqueuedAt)));
     }
+    if (nextDueAt !== Infinity) this.armDownTimer(nextDueAt);
     this.disarmQueueTimerIfIdle();
   }
 

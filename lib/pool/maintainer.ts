@@ -2,13 +2,15 @@ import { Backoff } from './backoff.js';
 import { monotonicNow } from './clock.js';
 import { connectErrorOf, openConnection } from './connection-opener.js';
 import type { ConnectError } from './errors.js';
+import type { Lending } from './lending.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
 import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
 
 /**
- * What the maintainer may see and do of its pool. The pool hands it this narrow view
- * (closures over its private state) rather than itself, so the background work reads as
- * a list of tasks and cannot reach into acquire/release.
+ * What the maintainer asks of its pool beyond the lending core: its size and state, and
+ * what to do with the connections it opens, checks and closes. A narrow view rather than
+ * the pool itself, so the background work reads as a list of tasks and cannot reach into
+ * acquire/release.
  */
 export interface MaintainedPool {
   readonly options: ResolvedPoolOptions;
@@ -17,12 +19,6 @@ export interface MaintainedPool {
   floor(): number;
   /** Connections open now (idle, checking, in use, returning); not those being opened. */
   openCount(): number;
-  idleCount(): number;
-  waitingCount(): number;
-  /** Idle connections, the longest idle first. */
-  idleConnections(): Iterable<PoolConnection>;
-  /** Takes an idle connection out of the deque for a check; false if it is no longer idle. */
-  takeIdle(connection: PoolConnection): boolean;
   /** Runs the pool's check (checkOnAcquire's, or `SELECT 1`) within connectTimeoutMs; false if it failed. */
   check(connection: PoolConnection): Promise<boolean>;
   /** A new or checked connection: to the oldest waiter, else to the idle deque. */
@@ -95,7 +91,11 @@ export class Maintainer {
   private lastRunSummary: MaintenanceRun | undefined;
   private capacityChecked = false;
 
-  constructor(private readonly pool: MaintainedPool) {
+  constructor(
+    private readonly pool: MaintainedPool,
+    /** The idle connections and waiting requests it tends. */
+    private readonly lending: Lending,
+  ) {
     this.backoff = new Backoff(pool.options.reconnectDelayMs, pool.options.reconnectMaxDelayMs);
   }
 
@@ -164,7 +164,7 @@ export class Maintainer {
     let wanted = Math.max(0, this.pool.floor() - size);
     // A connection under a keepalive check comes back within the check's bound: it
     // covers a waiter, so a check never makes the pool grow.
-    const uncovered = this.pool.waitingCount() - this.pool.idleCount() - this.connecting - this.checking;
+    const uncovered = this.lending.waitingCount - this.lending.idleCount - this.connecting - this.checking;
     if (uncovered > wanted) wanted = uncovered;
     wanted = Math.min(wanted, max - size);
     // While failing, one attempt at a time: a down server gets one probe, not `max`.
@@ -250,7 +250,7 @@ export class Maintainer {
       this.pool.reconnectFailed({ name: options.name, lastError: error, failingForMs });
     }
     const backoffMs = this.backoff.next();
-    if (this.pool.waitingCount() > 0 && backoffMs > DEMAND_RETRY_MS) {
+    if (this.lending.waitingCount > 0 && backoffMs > DEMAND_RETRY_MS) {
       // Requests are waiting: the next attempt comes soon, whatever the backoff says.
       options.logger.debug?.(`pool '${options.name}': ${error.reason}; requests are waiting, retrying in ${DEMAND_RETRY_MS} ms`);
       this.armRetry(DEMAND_RETRY_MS);
@@ -277,7 +277,7 @@ export class Maintainer {
    * "the request is served" does not depend on how long the outage has lasted.
    */
   private hurryRetryForDemand(): void {
-    if (this.connecting > 0 || this.pool.waitingCount() === 0) return;
+    if (this.connecting > 0 || this.lending.waitingCount === 0) return;
     const dueAt = this.lastFailureAt + DEMAND_RETRY_MS;
     if (this.retryAt > dueAt + 1) this.armRetry(Math.max(0, dueAt - monotonicNow()));
   }
@@ -295,8 +295,8 @@ export class Maintainer {
       return result;
     }
     const pass = (async () => {
-      for (const connection of [...this.pool.idleConnections()]) {
-        if (!this.pool.isOpen() || !this.pool.takeIdle(connection)) continue;
+      for (const connection of [...this.lending.idleConnections()]) {
+        if (!this.pool.isOpen() || !this.lending.takeForCheck(connection)) continue;
         result.checked++;
         this.checking++;
         let passed: boolean;
@@ -343,8 +343,8 @@ export class Maintainer {
     const run: MaintenanceRun = { at: new Date(), expired: 0, shrunk: 0, keepaliveChecked: 0, keepaliveFailed: 0, opening: 0 };
     if (!this.pool.isOpen()) return run;
 
-    for (const connection of [...this.pool.idleConnections()]) {
-      if (connection.expiresAt <= now && this.pool.takeIdle(connection)) {
+    for (const connection of [...this.lending.idleConnections()]) {
+      if (connection.expiresAt <= now && this.lending.takeForCheck(connection)) {
         this.pool.discard(connection, 'lifetime');
         run.expired++;
       }
@@ -355,8 +355,8 @@ export class Maintainer {
     if (now - this.lastShrinkAt >= options.maxIdleMs) {
       this.lastShrinkAt = now;
       if (this.pool.openCount() > options.min) {
-        const oldest = this.pool.idleConnections()[Symbol.iterator]().next();
-        if (!oldest.done && now - oldest.value.idleSince >= options.maxIdleMs && this.pool.takeIdle(oldest.value)) {
+        const oldest = this.lending.idleConnections()[Symbol.iterator]().next();
+        if (!oldest.done && now - oldest.value.idleSince >= options.maxIdleMs && this.lending.takeForCheck(oldest.value)) {
           this.pool.discard(oldest.value, 'idle');
           run.shrunk++;
         }

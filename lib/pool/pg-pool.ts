@@ -134,7 +134,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   constructor(options: PgPoolOptions) {
     super();
     this.#settings = resolvePoolOptions(options);
-    this.maintainer = new Maintainer(this.maintainedView());
     this.lending = new Lending(this.#settings, this.counters, {
       checkOut: (connection, origin, now) => this.checkOut(connection, origin, now),
       isDown: () => this.isDown,
@@ -142,6 +141,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       timeoutError: (timeoutMs, othersWaiting) => this.timeoutError(timeoutMs, othersWaiting),
       demand: () => this.maintainer.fill(),
     });
+    this.maintainer = new Maintainer(this.maintainedView(), this.lending);
     this.inspector = new ReturnInspector(this.#settings, this.counters, this.usedAfterRelease, this.checkTimeoutMs);
     this.leaks = new LeakDetector(this.#settings, this.counters);
   }
@@ -286,7 +286,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     // outlives the request's patience says nothing against the connection, which goes
     // back to the pool if it passes.
     const deadline = monotonicNow() + timeoutMs;
-    while (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
+    while (this.lending.idleCount > 0) {
       const connection = this.lending.takeIdle();
       const check = this.passesCheck(connection);
       const passed = await raceDeadline(check, deadline - monotonicNow());
@@ -299,8 +299,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       // close() ran during the check: the connection is closed with the pool.
       if (this.poolState !== 'open') break;
       if (passed) return this.checkOut(connection, origin);
+      // Others came while this request checked: they get the next connections in turn,
+      // and this request waits ahead of them.
+      if (this.lending.waitingCount > 0) break;
     }
-    return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin);
+    return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin, true);
   }
 
   /** `pg.Pool`-compatible alias of `acquire()`. */
@@ -313,12 +316,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.acquire(options);
   }
 
-  private waitForConnection(timeoutMs: number, origin?: string): Promise<PooledClient> {
+  private waitForConnection(timeoutMs: number, origin?: string, first = false): Promise<PooledClient> {
     if (this.poolState !== 'open') {
       this.counters.requestsErrors++;
       return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
     }
-    return this.lending.wait(timeoutMs, origin);
+    return this.lending.wait(timeoutMs, origin, first);
   }
 
   private timeoutError(timeoutMs: number, othersWaiting: number): PoolTimeoutError {
@@ -765,14 +768,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       isOpen: () => this.poolState === 'open',
       floor: () => (this.openWaiters.length > 0 ? Math.max(this.#settings.min, 1) : this.#settings.min),
       openCount: () => this.connections.size,
-      idleCount: () => this.lending.idleCount,
-      waitingCount: () => this.lending.waitingCount,
-      idleConnections: () => this.lending.idleConnections(),
-      takeIdle: (connection) => {
-        if (connection.state !== 'idle' || !this.lending.remove(connection)) return false;
-        connection.moveTo('checking');
-        return true;
-      },
       check: (connection) => this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), this.checkTimeoutMs)
         .then(() => !connection.isLost && connection.client.getTransactionStatus() === 'I' && !connection.isBusy, () => false),
       adopt: (connection) => this.adopt(connection),

@@ -44,6 +44,13 @@ export class WaitingQueue<T> {
     this.count++;
   }
 
+  /** Puts a waiter ahead of every other: a request that was already served once and must wait again. */
+  pushFront(waiter: Waiter<T>): void {
+    waiter.queued = true;
+    this.items.pushFront(waiter);
+    this.count++;
+  }
+
   /** The oldest waiter, taken out of the queue. */
   shift(): Waiter<T> | undefined {
     for (let waiter = this.items.popFront(); waiter; waiter = this.items.popFront()) {

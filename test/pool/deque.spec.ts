@@ -13,7 +13,7 @@ describe('Deque', () => {
 
   it('behaves as an array under any mix of operations, across wrap-around and growth', () => {
     const operation = fc.oneof(
-      fc.record({ op: fc.constant('pushBack' as const), value: fc.integer() }),
+      fc.record({ op: fc.constantFrom('pushBack' as const, 'pushFront' as const), value: fc.integer() }),
       fc.record({ op: fc.constantFrom('popFront' as const, 'popBack' as const) }),
       fc.record({ op: fc.constant('remove' as const), value: fc.integer({ min: 0, max: 20 }) }),
     );
@@ -23,6 +23,7 @@ describe('Deque', () => {
       for (const step of operations) {
         switch (step.op) {
           case 'pushBack': deque.pushBack(step.value); model.push(step.value); break;
+          case 'pushFront': deque.pushFront(step.value); model.unshift(step.value); break;
           case 'popFront': expect(deque.popFront()).toBe(model.shift()); break;
           case 'popBack': expect(deque.popBack()).toBe(model.pop()); break;
           case 'remove': {

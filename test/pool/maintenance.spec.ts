@@ -118,7 +118,8 @@ describe('maintainer: reconnect', () => {
       expect(delay).toBeLessThanOrEqual(Math.ceil(expected[i] * 1.1));
     });
     // And the attempts really waited that long.
-    for (let i = 1; i < 7; i++) expect(attempts[i].at - attempts[i - 1].at).toBeGreaterThanOrEqual(planned[i - 1] - 2);
+    // (Less 10%: each gap is measured between two events, on a loaded machine.)
+    for (let i = 1; i < 7; i++) expect(attempts[i].at - attempts[i - 1].at).toBeGreaterThanOrEqual(planned[i - 1] * 0.9);
   });
 
   it('calls onReconnectFailed once after reconnectTimeoutMs, and keeps trying', async () => {
