@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
+import { connectionOf, fence, handleBase, newHandle } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
 import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
 import {
@@ -116,8 +117,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private readonly leaks: LeakDetector;
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
-  /** The pool's record of each client it made: for cancelQuery. */
-  private readonly byClient = new WeakMap<Client, PoolConnection>();
   private readonly maintainer: Maintainer;
   /** Mutated in place (resetStats() zeroes it), so the pool's parts can share it. */
   private readonly counters: PoolCounters = zeroCounters();
@@ -142,7 +141,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       demand: () => this.maintainer.fill(),
     });
     this.maintainer = new Maintainer(this.maintainedView(), this.lending);
-    this.inspector = new ReturnInspector(this.#settings, this.counters, this.usedAfterRelease, this.checkTimeoutMs);
+    this.inspector = new ReturnInspector(this.#settings, this.counters, this.checkTimeoutMs);
     this.leaks = new LeakDetector(this.#settings, this.counters);
   }
 
@@ -365,43 +364,40 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /**
    * Runs a check (checkOnAcquire, keepalive) on a connection the pool holds, within
    * `connectTimeoutMs` at most: a server that stopped answering fails the check instead
-   * of hanging it. The user's guard is lifted for the check's own queries.
+   * of hanging it.
    */
   private async runCheck(connection: PoolConnection, check: ClientHook, timeoutMs: number): Promise<void> {
     const limit = Math.min(timeoutMs, this.checkTimeoutMs);
-    connection.unguard();
-    try {
-      await withTimeout(Promise.resolve(check(connection.client)), limit, `check timed out after ${limit} ms`);
-    } finally {
-      connection.guard(this.usedAfterRelease);
-    }
+    await withTimeout(Promise.resolve(check(connection.client)), limit, `check timed out after ${limit} ms`);
   }
 
   private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
     connection.moveTo('in-use');
     connection.checkedOutAt = now;
-    connection.unguard();
     const checkout = ++connection.checkouts;
-    const client = connection.client as PooledClient;
+    connection.handleBase ??= handleBase(connection.client, connection);
+    const handle = newHandle(connection.handleBase);
+    connection.handle = handle;
     let returned: Promise<void> | undefined;
     const giveBack = (destroy: Error | boolean | undefined): Promise<void> => {
-      connection.guard(this.usedAfterRelease);
-      return this.release(connection, destroy);
+      // This handle is done for, whoever gets the connection next.
+      fence(handle, this.usedAfterRelease);
+      return this.release(connection, destroy, handle);
     };
-    client.release = (destroy?: Error | boolean) => {
-      if (returned || connection.checkouts !== checkout) {
+    handle.release = (destroy?: Error | boolean) => {
+      if (returned) {
         throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
           'release each client exactly once (withConnection() does it for you)');
       }
       returned = giveBack(destroy);
     };
-    client[Symbol.asyncDispose] = () => {
-      if (!returned && connection.checkouts === checkout) returned = giveBack(false);
-      return returned ?? Promise.resolve();
+    handle[Symbol.asyncDispose] = () => {
+      returned ??= giveBack(false);
+      return returned;
     };
     if (origin !== undefined) this.leaks.watch(connection, checkout, origin);
-    this.emit('acquire', client);
-    return client;
+    this.emit('acquire', handle);
+    return handle;
   }
 
   /**
@@ -409,8 +405,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * gets it. Broken: closed (the maintainer replaces it). Left inside a transaction:
    * `ROLLBACK`, counted in `returnsBad`. Then the `reset` hook. Resolves once it is back.
    */
-  private release(connection: PoolConnection, destroy: Error | boolean | undefined): Promise<void> {
+  private release(connection: PoolConnection, destroy: Error | boolean | undefined, handle: PooledClient): Promise<void> {
     this.leaks.clear(connection);
+    connection.handle = undefined;
     // Closed by close() after its timeout while still checked out: nothing to return.
     if (connection.state === 'closed') return RESOLVED;
     const wasCheckedOut = connection.state === 'in-use';
@@ -419,7 +416,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     connection.moveTo('returning');
     if (wasCheckedOut) {
       this.counters.usageMs += now - connection.checkedOutAt;
-      this.emit('release', destroy instanceof Error ? destroy : undefined, connection.client as PooledClient);
+      this.emit('release', destroy instanceof Error ? destroy : undefined, handle);
     }
     if (destroy) {
       this.discard(connection, 'released-with-error');
@@ -494,7 +491,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', error, connection.client);
   }
 
-  /** What `client.query` does once its user released it (see PoolConnection.guard). */
+  /** What a handle's `query` does once its user released it (see checkout-handle.ts). */
   private readonly usedAfterRelease = (): never => {
     throw new PoolUsageError(this.name, 'client.query() called after release(): the client is back in the pool ' +
       'and may belong to another request now; keep using it only until you release it');
@@ -515,10 +512,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * released; `withTransaction` still rolls back.
    */
   abandon(client: PooledClient): void {
-    const connection = this.byClient.get(client);
-    if (!connection || connection.state !== 'in-use') return;
+    const connection = connectionOf(client);
+    if (!connection || connection.handle !== client || connection.state !== 'in-use') return;
     void this.cancelQuery(client);
-    connection.guard(this.usedAfterAbandon);
+    fence(client, this.usedAfterAbandon);
   }
 
   /** Runs `fn` with a connection and releases it however `fn` ends. */
@@ -543,9 +540,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       try {
         result = await fn(client);
       } catch (error) {
-        // The pool's own statement: it must run even on a client abandon() has fenced off.
-        const connection = this.byClient.get(client);
-        await (connection ? connection.rawQuery('ROLLBACK') : client.query('ROLLBACK')).catch(() => undefined);
+        // The pool's own statement, on the client itself: it must run even when the
+        // handle was fenced off by abandon().
+        await (connectionOf(client)?.client ?? client).query('ROLLBACK').catch(() => undefined);
         throw error;
       }
       const commit = await client.query('COMMIT');
@@ -646,8 +643,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * to user request" and the client stays checked out. Resolves false if nothing ran.
    */
   async cancelQuery(client: PooledClient): Promise<boolean> {
-    const connection = this.byClient.get(client);
-    if (!connection || connection.state !== 'in-use' || !connection.isBusy) return false;
+    const connection = connectionOf(client);
+    // Only the current checkout's handle: a stale one must not cancel the next user's statement.
+    if (!connection || connection.handle !== client || connection.state !== 'in-use' || !connection.isBusy) return false;
     const { processID, secretKey } = client as unknown as { processID?: number | null; secretKey?: number | null };
     if (typeof processID !== 'number' || typeof secretKey !== 'number') return false;
     // Recorded on the connection: its return waits for this to settle (see inspect).
@@ -741,7 +739,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.counters.connectionsNum++;
     this.counters.connectionsMs += elapsedMs;
     this.connections.add(connection);
-    this.byClient.set(connection.client, connection);
     this.emit('connect', connection.client);
     if (this.openWaiters.length > 0 && this.connections.size >= Math.max(this.#settings.min, 1)) {
       for (const waiter of this.openWaiters.splice(0)) waiter.resolve();

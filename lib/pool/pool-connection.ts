@@ -1,7 +1,6 @@
 import type { Client } from 'pg';
+import type { PooledClient } from './pooled-client.js';
 import type { HostAddress } from './target-session.js';
-
-type QueryMethod = (...args: unknown[]) => unknown;
 
 /**
  * Where a connection is in its life. Exactly one of these at a time, and the pool's
@@ -62,8 +61,10 @@ export class PoolConnection {
   suspectReadOnly = false;
   /** A CancelRequest for this connection's statement, until the server has taken it. */
   cancelling: Promise<unknown> | undefined;
-  /** The client's own `query`, for the pool's statements while the user's handle is guarded. */
-  private readonly ownQuery: QueryMethod;
+  /** The prototype of this connection's checkout handles, made at the first checkout. */
+  handleBase: object | undefined;
+  /** The current checkout's handle: what the pool's events and `cancelQuery` know it by. */
+  handle: PooledClient | undefined;
 
   constructor(
     readonly client: Client,
@@ -74,26 +75,6 @@ export class PoolConnection {
     readonly address: HostAddress = { host: '', port: 0 },
   ) {
     this.idleSince = createdAt;
-    this.ownQuery = (client as unknown as { query: QueryMethod }).query;
-  }
-
-  /**
-   * After `release()` the user's handle must not work any more: the client may already
-   * be someone else's. `client.query` is shadowed by one that throws until the next
-   * checkout (pg.Pool lets such a query run on another request's connection).
-   */
-  guard(usedAfterRelease: QueryMethod): void {
-    (this.client as unknown as { query: QueryMethod }).query = usedAfterRelease;
-  }
-
-  /** Gives `client.query` back: at checkout, and around the pool's own hooks (reset, checks). */
-  unguard(): void {
-    (this.client as unknown as { query: QueryMethod }).query = this.ownQuery;
-  }
-
-  /** Runs a statement of the pool's own (ROLLBACK) whatever the guard. */
-  rawQuery(text: string): Promise<unknown> {
-    return this.ownQuery.call(this.client, text) as Promise<unknown>;
   }
 
   /** Where the connection is in its life (see `PoolConnectionState`). */

@@ -1,13 +1,13 @@
 import type { PoolClient } from 'pg';
 
 /**
- * What `acquire()` and `connect()` give: the pg client itself (as `pg.Pool` gives it, so
- * ORMs that take a `pg.PoolClient` accept it), with a `release` bound to this checkout.
+ * What `acquire()` and `connect()` give: a handle of this checkout's own on the pg client
+ * (a `pg.Client` to every caller, so ORMs that take a `pg.PoolClient` accept it).
  *
  * - `release()` returns at once; the pool rolls back / resets the client in the background.
  * - `release(err)` or `release(true)` closes the connection instead of reusing it.
- * - Releasing twice throws a `PoolUsageError`; a `release` kept from an earlier checkout
- *   cannot release the client from under its next user.
+ * - Once released, the handle's `query()` and a second `release()` throw `PoolUsageError`,
+ *   even when the connection already serves its next user through another handle.
  * - `await using client = await pool.connection()` releases at the end of the scope and
  *   resolves once the client is back in the pool.
  */

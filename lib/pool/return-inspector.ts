@@ -25,8 +25,6 @@ export class ReturnInspector {
   constructor(
     private readonly settings: ResolvedPoolOptions,
     private readonly counters: PoolCounters,
-    /** What `client.query` does for its user once released (see PoolConnection.guard). */
-    private readonly usedAfterRelease: (...args: unknown[]) => never,
     /** The bound on each step, in ms. */
     private readonly boundMs: number,
   ) {}
@@ -60,11 +58,11 @@ export class ReturnInspector {
       const status = connection.client.getTransactionStatus();
       if (status === 'T' || status === 'E') {
         this.counters.returnsBad++;
-        await step(() => connection.rawQuery('ROLLBACK'), 'ROLLBACK');
+        await step(() => connection.client.query('ROLLBACK'), 'ROLLBACK');
       }
       const { reset } = this.settings;
       if (reset) {
-        await this.asPool(connection, () => step(async () => reset(connection.client), 'the reset hook'));
+        await step(async () => reset(connection.client), 'the reset hook');
         if (connection.client.getTransactionStatus() !== 'I' || connection.isBusy) {
           throw new Error('the `reset` hook left the connection inside a transaction or with a query running; ' +
             'await every query it runs and end any transaction it opens');
@@ -74,9 +72,9 @@ export class ReturnInspector {
         // A 25006 was seen: the user's own read-only transaction, or a demoted primary.
         connection.suspectReadOnly = false;
         let mismatch: string | undefined;
-        await this.asPool(connection, () => step(async () => {
+        await step(async () => {
           mismatch = await sessionMismatch(connection.client, this.settings.target.targetSessionAttrs);
-        }, 'the read-only check'));
+        }, 'the read-only check');
         if (mismatch) connection.lostWith = new Error(`the server ${mismatch} now`);
       }
     } catch (error) {
@@ -89,15 +87,5 @@ export class ReturnInspector {
       connection.cancelling = undefined;
     }
     return connection.isLost ? { reuse: false, reason: 'broken', lost: true } : REUSE;
-  }
-
-  /** Runs the pool's own statements on a released client: its user's guard lifted meanwhile. */
-  private async asPool(connection: PoolConnection, work: () => Promise<void>): Promise<void> {
-    connection.unguard();
-    try {
-      await work();
-    } finally {
-      connection.guard(this.usedAfterRelease);
-    }
   }
 }

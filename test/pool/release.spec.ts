@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { PoolUsageError, type PooledClient } from '../../lib/index.js';
 import { appNameOf, backendCount, createTestPool, eventually, recordingLogger, terminateBackends } from '../support/database.js';
 
@@ -88,15 +89,21 @@ describe('release', () => {
     expect(pool.getStats()).toMatchObject({ poolSize: 1, poolAvailable: 1 });
   });
 
-  it('does not let a release kept from an earlier checkout release the next user', async () => {
+  it('does not let an earlier checkout release or use the connection from under its next user', async () => {
     const pool = createTestPool({ min: 1, max: 1 });
     const first = await pool.acquire();
     const staleRelease = first.release;
     first.release();
     const second = await pool.acquire();
-    expect(second).toBe(first); // the same pg client object, a new checkout
+    // The same connection, through a handle of this checkout's own.
+    expect(pidOf(second)).toBe(pidOf(first));
+    expect(second).not.toBe(first);
+    expect(second).toBeInstanceOf(Client);
     expect(() => staleRelease()).toThrow(PoolUsageError);
+    expect(() => first.release()).toThrow(PoolUsageError);
+    expect(() => first.query('SELECT 1')).toThrow(PoolUsageError);
     expect(pool.checkedOutCount).toBe(1);
+    expect((await second.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
     second.release();
   });
 
