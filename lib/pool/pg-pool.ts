@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
-import { connectionOf, fence, handleBase, newHandle } from './checkout-handle.js';
+import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack, type HandleConstructor } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
 import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
 import {
@@ -118,6 +118,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
   private readonly maintainer: Maintainer;
+  /** Makes the checkout handles, from the first client opened (see checkout-handle.ts). */
+  private Handle: HandleConstructor | undefined;
   /** Mutated in place (resetStats() zeroes it), so the pool's parts can share it. */
   private readonly counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -375,30 +377,32 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     connection.moveTo('in-use');
     connection.checkedOutAt = now;
     const checkout = ++connection.checkouts;
-    connection.handleBase ??= handleBase(connection.client, connection);
-    const handle = newHandle(connection.handleBase);
+    this.Handle ??= handleConstructor(connection.client, this.giveBack);
+    const handle = new this.Handle(connection);
     connection.handle = handle;
-    let returned: Promise<void> | undefined;
-    const giveBack = (destroy: Error | boolean | undefined): Promise<void> => {
-      // This handle is done for, whoever gets the connection next.
-      fence(handle, this.usedAfterRelease);
-      return this.release(connection, destroy, handle);
-    };
-    handle.release = (destroy?: Error | boolean) => {
-      if (returned) {
-        throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
-          'release each client exactly once (withConnection() does it for you)');
-      }
-      returned = giveBack(destroy);
-    };
-    handle[Symbol.asyncDispose] = () => {
-      returned ??= giveBack(false);
-      return returned;
-    };
     if (origin !== undefined) this.leaks.watch(connection, checkout, origin);
     this.emit('acquire', handle);
     return handle;
   }
+
+  /**
+   * A handle's `release()` (strict: a second one throws) and `[Symbol.asyncDispose]()`
+   * (a second one resolves with the first's outcome). The handle is fenced off for good,
+   * whoever gets the connection next.
+   */
+  private readonly giveBack: GiveBack = (handle, destroy, strict) => {
+    const returned = returnedOf(handle);
+    if (returned) {
+      if (!strict) return returned;
+      throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
+        'release each client exactly once (withConnection() does it for you)');
+    }
+    fence(handle, this.usedAfterRelease);
+    const connection = connectionOf(handle) as PoolConnection;
+    const released = this.release(connection, destroy, handle);
+    markReturned(handle, released);
+    return released;
+  };
 
   /**
    * The `ReturnConnection` task: a released connection is inspected before anyone else

@@ -61,8 +61,6 @@ export class PoolConnection {
   suspectReadOnly = false;
   /** A CancelRequest for this connection's statement, until the server has taken it. */
   cancelling: Promise<unknown> | undefined;
-  /** The prototype of this connection's checkout handles, made at the first checkout. */
-  handleBase: object | undefined;
   /** The current checkout's handle: what the pool's events and `cancelQuery` know it by. */
   handle: PooledClient | undefined;
 
