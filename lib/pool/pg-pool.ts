@@ -290,12 +290,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     while (this.lending.idleCount > 0) {
       const connection = this.lending.takeIdle();
       const check = this.passesCheck(connection);
-      const passed = await raceDeadline(check, deadline - monotonicNow());
+      // At least 1 ms: a timeout of 0 means "do not wait for a connection", not "skip the idle one".
+      const passed = await raceDeadline(check, Math.max(1, deadline - monotonicNow()));
       if (passed === 'late') {
         void check.then((ok) => {
           if (ok) this.adopt(connection);
         });
-        break;
+        // Its time is up: it fails now rather than queue, with nothing left to wait.
+        this.counters.requestsTimeouts++;
+        this.counters.requestsErrors++;
+        throw this.isDown ? this.unavailableError(timeoutMs) : this.timeoutError(timeoutMs, this.lending.waitingCount);
       }
       // close() ran during the check: the connection is closed with the pool.
       if (this.poolState !== 'open') break;
