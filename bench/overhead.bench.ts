@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { PgPool } from 'nestjs-pg-pool';
-import { FakeClientClass } from './fake-client.js';
+import { FakeClient, FakeClientClass } from './fake-client.js';
 import { formatNumber, interleaved, median, printTable, ratio } from './measure.js';
 
 interface BorrowPool {
@@ -28,12 +28,23 @@ async function loadBaseline(): Promise<typeof PgPool | undefined> {
   return module.PgPool;
 }
 
+/**
+ * A client class of each subject's own: pools that add properties to their clients (or
+ * read through them) would otherwise share the fake client's hidden classes, and each
+ * would run with the other's shapes in its inline caches, measuring the mix, not itself.
+ */
+const clientClassOf: Record<Subject, typeof FakeClientClass> = {
+  PgPool: class extends FakeClient {} as unknown as typeof FakeClientClass,
+  'pg.Pool': class extends FakeClient {} as unknown as typeof FakeClientClass,
+  'PgPool (baseline)': class extends FakeClient {} as unknown as typeof FakeClientClass,
+};
+
 function makePool(kind: Subject, baseline: typeof PgPool | undefined): BorrowPool {
   if (kind === 'PgPool' || kind === 'PgPool (baseline)') {
     const Pool = kind === 'PgPool' ? PgPool : baseline as typeof PgPool;
-    return new Pool({ connection: {}, Client: FakeClientClass, min: 0, max: MAX, acquireTimeoutMs: 600_000 });
+    return new Pool({ connection: {}, Client: clientClassOf[kind], min: 0, max: MAX, acquireTimeoutMs: 600_000 });
   }
-  return new pg.Pool({ Client: FakeClientClass, max: MAX, connectionTimeoutMillis: 600_000 }) as unknown as BorrowPool;
+  return new pg.Pool({ Client: clientClassOf[kind], max: MAX, connectionTimeoutMillis: 600_000 }) as unknown as BorrowPool;
 }
 
 /** `borrowers` concurrent loops of connect + release, `OPS` in all; returns ops/s. */
