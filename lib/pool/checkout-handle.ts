@@ -4,12 +4,12 @@ import type { PooledClient } from './pooled-client.js';
 
 type Method = (...args: unknown[]) => unknown;
 
-/** A handle's own fields: its connection, the promise of its release, its `query` and `release`. */
+/** Where a handle finds its connection: a property of its connection's handle prototype. */
 const CONNECTION = Symbol('nestjs-pg-pool connection');
+/** A handle's own field: the promise of its release, once released. */
 const RETURNED = Symbol('nestjs-pg-pool returned');
 
 interface HandleFields {
-  [CONNECTION]: PoolConnection;
   [RETURNED]: Promise<void> | undefined;
   query: unknown;
 }
@@ -17,8 +17,8 @@ interface HandleFields {
 /** What a handle's `release` and `[Symbol.asyncDispose]` call: the pool's, with the handle. */
 export type GiveBack = (handle: PooledClient, destroy: Error | boolean | undefined, strict: boolean) => Promise<void>;
 
-/** Makes a pool's checkout handles. */
-export type HandleConstructor = new (connection: PoolConnection) => PooledClient;
+/** Makes a connection's checkout handles. */
+export type HandleConstructor = new () => PooledClient;
 
 /**
  * What a checkout hands out: a handle of its own on the connection's `pg.Client`, as
@@ -27,58 +27,38 @@ export type HandleConstructor = new (connection: PoolConnection) => PooledClient
  * goes on serving its next user through another handle: a stray second `release()` or a
  * late query from the previous user can never touch the next user's checkout.
  *
- * The handles of a pool share one prototype, made from its first client: its prototype
- * is the client class's (so `instanceof pg.Client` holds), every method of the client
- * delegates to the handle's client (so pg's state is only ever written there), and every
- * field of a client instance is an accessor to the handle's client. One prototype and one
- * shape for every handle of the pool: a checkout costs one small object, and the code that
- * uses handles stays monomorphic.
+ * A connection's handles share a prototype made at its first checkout, whose own
+ * prototype is the client itself: `instanceof pg.Client` holds, and every field reads
+ * through to the client, including ones set on it later (a tag set in a `connect`
+ * listener). It holds each of the client's methods, delegating to the client, so that
+ * pg's state is only ever written on the client. A property a caller assigns on a handle
+ * stays on that handle. A checkout costs one small object of a fixed shape and one closure.
  */
-export function handleConstructor(sample: Client, giveBack: GiveBack): HandleConstructor {
-  const clientProto = Object.getPrototypeOf(sample) as object;
-  const proto = Object.create(clientProto) as Record<PropertyKey, unknown>;
-  const clientOf = (handle: unknown): Record<PropertyKey, unknown> =>
-    (handle as HandleFields)[CONNECTION].client as unknown as Record<PropertyKey, unknown>;
+export function handleConstructor(client: Client, connection: PoolConnection, giveBack: GiveBack): HandleConstructor {
+  const proto = Object.create(client) as Record<PropertyKey, unknown>;
+  const methods = client as unknown as Record<PropertyKey, Method>;
   const seen = new Set<PropertyKey>(['constructor', 'release', 'query']);
-  for (let source: object | null = clientProto; source && source !== Object.prototype; source = Object.getPrototypeOf(source) as object | null) {
+  for (let source = Object.getPrototypeOf(client) as object | null; source && source !== Object.prototype; source = Object.getPrototypeOf(source) as object | null) {
     for (const key of Reflect.ownKeys(source)) {
       if (seen.has(key)) continue;
       seen.add(key);
       const descriptor = Reflect.getOwnPropertyDescriptor(source, key);
-      if (!descriptor) continue;
-      if (typeof descriptor.value === 'function') {
-        // Looked up at each call, so that a method the client's owner replaced is honoured.
-        proto[key] = function delegate(this: unknown, ...args: unknown[]): unknown {
-          const client = clientOf(this);
-          return (client[key] as Method).apply(client, args);
-        };
-      } else if (descriptor.get || descriptor.set) {
-        Object.defineProperty(proto, key, {
-          get(this: unknown) { return clientOf(this)[key]; },
-          set(this: unknown, value: unknown) { clientOf(this)[key] = value; },
-        });
-      }
+      if (!descriptor || typeof descriptor.value !== 'function') continue;
+      // Looked up at each call, so that a method the client's owner replaced is honoured.
+      proto[key] = function delegate(...args: unknown[]): unknown {
+        return methods[key].apply(client, args);
+      };
     }
   }
-  // The client's own fields (processID, readyForQuery, connection, ...), read and written on it.
-  for (const key of Reflect.ownKeys(sample)) {
-    if (seen.has(key)) continue;
-    seen.add(key);
-    Object.defineProperty(proto, key, {
-      get(this: unknown) { return clientOf(this)[key]; },
-      set(this: unknown, value: unknown) { clientOf(this)[key] = value; },
-    });
-  }
   // The hot path, without rest arguments: pg's query takes (config, values, callback).
-  const query = function query(this: unknown, config: unknown, values?: unknown, callback?: unknown): unknown {
-    const client = clientOf(this);
-    return (client.query as Method).call(client, config, values, callback);
+  const query = function query(config: unknown, values?: unknown, callback?: unknown): unknown {
+    return methods.query.call(client, config, values, callback);
   };
   proto[Symbol.asyncDispose] = function dispose(this: PooledClient): Promise<void> {
     return giveBack(this, false, false);
   };
-  const Handle = function Handle(this: HandleFields & { release(destroy?: Error | boolean): void }, connection: PoolConnection) {
-    this[CONNECTION] = connection;
+  proto[CONNECTION] = connection;
+  const Handle = function Handle(this: HandleFields & { release(destroy?: Error | boolean): void }) {
     this[RETURNED] = undefined;
     this.query = query;
     // A closure, not a shared method: callers pass `client.release` around unbound
@@ -94,7 +74,7 @@ export function handleConstructor(sample: Client, giveBack: GiveBack): HandleCon
 
 /** The connection behind a handle, or undefined for anything else (a client of another pool). */
 export function connectionOf(handle: unknown): PoolConnection | undefined {
-  return typeof handle === 'object' && handle !== null ? (handle as Partial<HandleFields>)[CONNECTION] : undefined;
+  return typeof handle === 'object' && handle !== null ? (handle as { [CONNECTION]?: PoolConnection })[CONNECTION] : undefined;
 }
 
 /** The promise of this handle's release, if it was released. */

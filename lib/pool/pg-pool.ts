@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
-import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack, type HandleConstructor } from './checkout-handle.js';
+import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
 import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
 import {
@@ -118,8 +118,6 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** Every open connection, whatever its state: for close(), stats and resize. */
   private readonly connections = new Set<PoolConnection>();
   private readonly maintainer: Maintainer;
-  /** Makes the checkout handles, from the first client opened (see checkout-handle.ts). */
-  private Handle: HandleConstructor | undefined;
   /** Mutated in place (resetStats() zeroes it), so the pool's parts can share it. */
   private readonly counters: PoolCounters = zeroCounters();
   private openWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -381,8 +379,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     connection.moveTo('in-use');
     connection.checkedOutAt = now;
     const checkout = ++connection.checkouts;
-    this.Handle ??= handleConstructor(connection.client, this.giveBack);
-    const handle = new this.Handle(connection);
+    connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack);
+    const handle = new connection.Handle();
     connection.handle = handle;
     if (origin !== undefined) this.leaks.watch(connection, checkout, origin);
     this.emit('acquire', handle);

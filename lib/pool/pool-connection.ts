@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import type { HandleConstructor } from './checkout-handle.js';
 import type { PooledClient } from './pooled-client.js';
 import type { HostAddress } from './target-session.js';
 
@@ -61,6 +62,8 @@ export class PoolConnection {
   suspectReadOnly = false;
   /** A CancelRequest for this connection's statement, until the server has taken it. */
   cancelling: Promise<unknown> | undefined;
+  /** Makes this connection's checkout handles; made at its first checkout. */
+  Handle: HandleConstructor | undefined;
   /** The current checkout's handle: what the pool's events and `cancelQuery` know it by. */
   handle: PooledClient | undefined;
 

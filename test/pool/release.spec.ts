@@ -107,6 +107,23 @@ describe('release', () => {
     second.release();
   });
 
+  it('reads through to the client: fields pg sets, and ones a connect listener set on it', async () => {
+    const pool = createTestPool({ min: 0, max: 1 });
+    pool.on('connect', (client) => {
+      (client as unknown as { tag: string }).tag = 'set on connect';
+    });
+    await pool.withConnection(async (client) => {
+      expect((client as unknown as { tag: string }).tag).toBe('set on connect');
+      expect(typeof pidOf(client)).toBe('number');
+      expect(client.getTransactionStatus()).toBe('I');
+      const notices: string[] = [];
+      client.on('notice', (notice) => notices.push(notice.message ?? ''));
+      await client.query("DO $$ BEGIN RAISE NOTICE 'hello'; END $$");
+      expect(notices).toEqual(['hello']);
+      client.removeAllListeners('notice');
+    });
+  });
+
   it('closes the connection instead of reusing it on release(err) or release(true)', async () => {
     const pool = createTestPool({ min: 1, max: 1 });
     const reasons: string[] = [];
