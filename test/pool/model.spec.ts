@@ -925,9 +925,11 @@ class Resize implements Command {
 class Check implements Command {
   check = (): boolean => true;
   async run(world: World): Promise<void> {
-    // One check at a time, each within the pool's bound.
-    const idle = world.pool.idleCount;
-    world.track('check()', world.pool.check(), Math.max(1, idle) * (world.workBoundMs + SLACK_MS));
+    // One check at a time, each within the pool's bound. A check() that joins a pass
+    // already running waits for it, and that pass may check every connection the pool
+    // holds, so the bound is per connection open, not per connection idle now.
+    const open = world.pool.totalCount;
+    world.track('check()', world.pool.check(), Math.max(1, open) * (world.workBoundMs + SLACK_MS));
     await world.afterStep(this.toString());
   }
   toString = (): string => 'check()';
