@@ -256,6 +256,8 @@ class RealWorld {
       for (const held of this.held.splice(0)) held.client.release();
       this.check();
       await eventually('the pool serves a query again after the network healed', async () => {
+        // A request that settled late on a loaded machine still hands its client back.
+        for (const held of this.held.splice(0)) held.client.release();
         try {
           await this.pool.query('SELECT 1');
           return true;
