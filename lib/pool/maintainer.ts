@@ -1,10 +1,11 @@
 import { Backoff } from './backoff.js';
 import { monotonicNow } from './clock.js';
 import { connectErrorOf, openConnection } from './connection-opener.js';
+import { TimeoutError, withTimeout } from './with-timeout.js';
 import type { ConnectError } from './errors.js';
 import type { Lending } from './lending.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
-import type { ReconnectFailedInfo, ResolvedPoolOptions } from './pool-options.js';
+import { workBoundMs, type ReconnectFailedInfo, type ResolvedPoolOptions } from './pool-options.js';
 
 /**
  * What the maintainer asks of its pool beyond the lending core: its size and state, and
@@ -182,16 +183,16 @@ export class Maintainer {
     let connection: PoolConnection;
     try {
       connection = await openConnection(this.pool.options, (c, error) => this.pool.onLost(c, error), this.inFlight);
+      if (!this.capacityChecked) {
+        this.capacityChecked = true;
+        await this.warnIfOverCapacity(connection);
+      }
     } catch (error) {
       this.connecting--;
       const failure = connectErrorOf(this.pool.options, error);
       const retryInMs = this.scheduleRetry(failure);
       this.pool.connectFailed(failure, monotonicNow() - startedAt, retryInMs);
       return;
-    }
-    if (!this.capacityChecked) {
-      this.capacityChecked = true;
-      await this.warnIfOverCapacity(connection);
     }
     this.connecting--;
     this.failingSince = undefined;
@@ -213,10 +214,14 @@ export class Maintainer {
    */
   private async warnIfOverCapacity(connection: PoolConnection): Promise<void> {
     const { options } = this.pool;
+    const bound = workBoundMs(options);
     try {
-      const { rows } = await connection.client.query<{ max_connections: number; reserved: number }>(
+      // Bounded like the rest of the set-up: a server that stops answering here would
+      // otherwise hold this attempt, and with it the pool's only probe, for ever.
+      const { rows } = await withTimeout(connection.client.query<{ max_connections: number; reserved: number }>(
         "SELECT current_setting('max_connections')::int AS max_connections, " +
-        "current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved");
+        "current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved"),
+      bound, `the server did not answer within ${bound} ms after connecting`);
       const row = rows?.[0];
       if (!row) return;
       const allowed = row.max_connections - row.reserved;
@@ -225,8 +230,13 @@ export class Maintainer {
           `(${allowed} = max_connections ${row.max_connections} - ${row.reserved} reserved, for every client together); ` +
           'size pools by the rule of thumb connections = cores x 2 + spindles, or put PgBouncer in front');
       }
-    } catch {
-      // Sizing advice only: a server that hides its settings still gets a pool.
+    } catch (error) {
+      // No answer at all: the connection is of no use; the attempt fails.
+      if (error instanceof TimeoutError) {
+        connection.destroy();
+        throw error;
+      }
+      // Otherwise sizing advice only: a server that hides its settings still gets a pool.
     }
   }
 

@@ -119,7 +119,10 @@ class RealWorld {
     const config = parseIntoClientConfig(testUrl());
     const proxy = await FaultProxy.start({ host: String(config.host), port: Number(config.port) });
     const pool = createTestPool({
-      connection: { host: '127.0.0.1', port: proxy.port },
+      // The proxy's black hole drops what it receives, which TCP across a real partition
+      // would deliver once it heals: a statement lost in it would wait for ever. pg's
+      // client-side query_timeout ends it, as an application would bound its statements.
+      connection: { host: '127.0.0.1', port: proxy.port, query_timeout: 2_000 },
       min: scenario.min,
       max: scenario.max,
       acquireTimeoutMs: ACQUIRE_TIMEOUT_MS,
