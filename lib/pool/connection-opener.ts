@@ -1,7 +1,7 @@
 import { monotonicNow } from './clock.js';
 import { ConnectError } from './errors.js';
 import { PoolConnection } from './pool-connection.js';
-import { TimeoutError, withTimeout } from './with-timeout.js';
+import { LATE, raceDeadline, TimeoutError, withTimeout } from './with-timeout.js';
 import { workBoundMs, type ResolvedPoolOptions } from './pool-options.js';
 import { hostsToTry, sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 
@@ -150,18 +150,8 @@ export const END_TIMEOUT_MS = 1_000;
 
 /** Ends a connection's client within `timeoutMs`, destroying its socket past that; never rejects. */
 export async function endWithin(connection: PoolConnection, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    connection.client.end().catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        connection.destroy();
-        resolve();
-      }, timeoutMs);
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
+  const ended = await raceDeadline(connection.client.end().catch(() => undefined), timeoutMs, true);
+  if (ended === LATE) connection.destroy();
 }
 
 /** SQLSTATE 25006: "cannot execute … in a read-only transaction". */

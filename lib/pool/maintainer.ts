@@ -1,7 +1,7 @@
 import { Backoff } from './backoff.js';
 import { monotonicNow } from './clock.js';
 import { connectErrorOf, openConnection } from './connection-opener.js';
-import { TimeoutError, withTimeout } from './with-timeout.js';
+import { raceDeadline, TimeoutError, withTimeout } from './with-timeout.js';
 import type { ConnectError } from './errors.js';
 import type { Lending } from './lending.js';
 import type { PoolConnection, RemoveReason } from './pool-connection.js';
@@ -132,14 +132,7 @@ export class Maintainer {
    */
   async abortAttempts(timeoutMs: number): Promise<void> {
     for (const connection of this.inFlight) connection.destroy();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(this.tasks),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await raceDeadline(Promise.all(this.tasks), timeoutMs);
   }
 
   stop(): void {

@@ -24,20 +24,7 @@ import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
-import { withTimeout } from './with-timeout.js';
-
-/** `work`'s outcome, or 'late' once `ms` have passed first (the work goes on). */
-async function raceDeadline<T>(work: Promise<T>, ms: number): Promise<T | 'late'> {
-  if (ms <= 0) return 'late';
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([work, new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), ms);
-    })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { LATE, raceDeadline, withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
 export type PoolState = 'new' | 'open' | 'closing' | 'closed';
@@ -264,10 +251,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       return Promise.reject(new PoolUsageError(this.name, `acquire: \`timeoutMs\` must be a number >= 0, not ${String(timeoutMs)}`));
     }
     if (this.poolState === 'new') void this.open();
-    if (this.poolState !== 'open') {
-      this.counters.requestsErrors++;
-      return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
-    }
+    if (this.poolState !== 'open') return this.refuseClosed();
     this.counters.requestsNum++;
     // With leak detection on, where the client was asked for: the caller's stack, now.
     const origin = this.leaks.enabled ? acquiringStack() : undefined;
@@ -290,7 +274,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       const check = this.passesCheck(connection);
       // At least 1 ms: a timeout of 0 means "do not wait for a connection", not "skip the idle one".
       const passed = await raceDeadline(check, Math.max(1, deadline - monotonicNow()));
-      if (passed === 'late') {
+      if (passed === LATE) {
         void check.then((ok) => {
           if (ok) this.adopt(connection);
         });
@@ -319,11 +303,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.acquire(options);
   }
 
+  /** A request to a pool that is closing or closed: counted as failed, refused. */
+  private refuseClosed(): Promise<never> {
+    this.counters.requestsErrors++;
+    return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
+  }
+
   private waitForConnection(timeoutMs: number, origin?: string, first = false): Promise<PooledClient> {
-    if (this.poolState !== 'open') {
-      this.counters.requestsErrors++;
-      return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
-    }
+    if (this.poolState !== 'open') return this.refuseClosed();
     return this.lending.wait(timeoutMs, origin, first);
   }
 
@@ -352,7 +339,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     try {
       if (connection.isLost) throw connection.lostWith;
       await this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), timeoutMs);
-      if (connection.isLost || connection.client.getTransactionStatus() !== 'I' || connection.isBusy) throw connection.lostWith;
+      if (!connection.isReady) throw connection.lostWith;
       return true;
     } catch {
       this.discardLost(connection, 'broken');
@@ -772,7 +759,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       floor: () => (this.openWaiters.length > 0 ? Math.max(this.#settings.min, 1) : this.#settings.min),
       openCount: () => this.connections.size,
       check: (connection) => this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), this.checkTimeoutMs)
-        .then(() => !connection.isLost && connection.client.getTransactionStatus() === 'I' && !connection.isBusy, () => false),
+        .then(() => connection.isReady, () => false),
       adopt: (connection) => this.adopt(connection),
       discard: (connection, reason) => this.discard(connection, reason),
       discardLost: (connection, reason) => this.discardLost(connection, reason),

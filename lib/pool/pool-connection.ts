@@ -102,6 +102,14 @@ export class PoolConnection {
   }
 
   /**
+   * Fit to hand out: alive, nothing on the wire, outside any transaction. What a check
+   * must leave a connection.
+   */
+  get isReady(): boolean {
+    return !this.isLost && !this.isBusy && this.client.getTransactionStatus() === 'I';
+  }
+
+  /**
    * Shuts the socket at once, without the Terminate handshake: for a peer that stopped
    * answering (a black-holed server), where `client.end()` would wait forever.
    */
