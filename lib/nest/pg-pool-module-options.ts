@@ -1,7 +1,10 @@
-import type { PgPoolOptions } from '../pool/index.js';
+import type { PgPoolConfig } from '../pool/index.js';
 
-/** `PgPoolModule.forRoot` options: the engine's options plus how the module runs the pool. */
-export interface PgPoolModuleOptions extends PgPoolOptions {
+/**
+ * `PgPoolModule.forRoot` options: the engine's options (ours or pg.Pool's, as
+ * `new PgPool()` takes them) plus how the module runs the pool.
+ */
+export interface PgPoolModuleOptions extends PgPoolConfig {
   /**
    * Open the pool at start-up and fail the bootstrap if the database cannot be reached,
    * with the pool's name and the server's reason. Default true. With false the app starts

@@ -12,10 +12,13 @@ export {
   type ResolvedPoolOptions,
   type ClientHook,
   type ClientConstructor,
+  type PgClientClass,
   type ReconnectFailedInfo,
   type ReconnectingPool,
 } from './pool-options.js';
 export type { IsolationLevel, TransactionOptions } from './transaction-options.js';
+export type { PgPoolConfig } from './pg-pool-config.js';
+export type { ConnectCallback, QueryCallback } from './pg-callbacks.js';
 export { redactConnectionString } from './redact.js';
 export { ConnectionTarget } from './connection-target.js';
 export type { TargetSessionAttrs, HostAddress } from './target-session.js';

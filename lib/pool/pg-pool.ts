@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow, PoolClient, Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
@@ -19,7 +19,9 @@ import { Lending } from './lending.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
-import { checkSize, defaultCheckFor, resolvePoolOptions, workBoundMs, type ClientHook, type PgPoolOptions, type ResolvedPoolOptions } from './pool-options.js';
+import { checkSize, defaultCheckFor, resolvePoolOptions, workBoundMs, type ClientConstructor, type ClientHook, type ResolvedPoolOptions } from './pool-options.js';
+import type { PgPoolConfig } from './pg-pool-config.js';
+import { callBack, isSubmittable, type ConnectCallback, type QueryCallback } from './pg-callbacks.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
@@ -81,6 +83,13 @@ export interface PgPoolEvents {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+const NO_OP = (): void => undefined;
+
+/** What the client calls on a submittable besides `submit` (pg's Query, Cursor and QueryStream have them). */
+interface SubmittableHooks {
+  handleReadyForQuery?(...args: unknown[]): void;
+  handleError?(error: Error, ...args: unknown[]): void;
+}
 const RESOLVED: Promise<void> = Promise.resolve();
 
 
@@ -117,9 +126,15 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
 
-  constructor(options: PgPoolOptions) {
+  /**
+   * Takes our options or `pg.Pool`'s config (connection settings at the top level,
+   * `idleTimeoutMillis`, `connectionTimeoutMillis`, ...), and pg.Pool's second argument,
+   * the client class. With no connection settings, pg's defaults apply: the `PG*`
+   * environment variables.
+   */
+  constructor(config?: PgPoolConfig, Client?: ClientConstructor) {
     super();
-    this.#settings = resolvePoolOptions(options);
+    this.#settings = resolvePoolOptions(config, Client);
     this.lending = new Lending(this.#settings, this.counters, {
       checkOut: (connection, origin, now) => this.checkOut(connection, origin, now),
       isDown: () => this.isDown,
@@ -130,6 +145,17 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.maintainer = new Maintainer(this.maintainedView(), this.lending);
     this.inspector = new ReturnInspector(this.#settings, this.counters, this.checkTimeoutMs);
     this.leaks = new LeakDetector(this.#settings, this.counters);
+  }
+
+  /** Listens to one of the pool's events (see `PgPoolEvents`). */
+  override on<K extends keyof PgPoolEvents>(event: K, listener: (...args: PgPoolEvents[K]) => void): this;
+  /** pg.Pool's typing of the same, so that code typed for `pg.Pool` takes a `PgPool`. */
+  override on<K extends 'error' | 'release' | 'connect' | 'acquire' | 'remove'>(
+    event: K,
+    listener: K extends 'error' | 'release' ? (error: Error, client: PoolClient) => void : (client: PoolClient) => void,
+  ): this;
+  override on(event: keyof PgPoolEvents, listener: (...args: never[]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
   }
 
   /** The pool's database id. */
@@ -153,9 +179,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.#settings.target.describe();
   }
 
-  /** pg.Pool-compatible: connections open now. */
-  get totalCount(): number {
+  /** Connections open now (whatever their state), not counting those being opened. */
+  get openCount(): number {
     return this.connections.size;
+  }
+
+  /** pg.Pool-compatible: connections open now, and those being opened. */
+  get totalCount(): number {
+    return this.connections.size + this.maintainer.pending;
   }
 
   /** pg.Pool-compatible: idle connections now. */
@@ -163,9 +194,23 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.lending.idleCount;
   }
 
-  /** pg.Pool-compatible: requests waiting now. */
+  /**
+   * pg.Pool-compatible: requests waiting now beyond those a connection is being opened
+   * for (pg.Pool does not count a request it is opening a connection for). `getStats()`'s
+   * `requestsWaiting` counts every waiting request.
+   */
   get waitingCount(): number {
-    return this.lending.waitingCount;
+    return Math.max(0, this.lending.waitingCount - this.maintainer.pending);
+  }
+
+  /** pg.Pool-compatible: connections past their lifetime, still checked out, to be closed on return. */
+  get expiredCount(): number {
+    const now = monotonicNow();
+    let count = 0;
+    for (const connection of this.connections) {
+      if (connection.expiresAt <= now) count++;
+    }
+    return count;
   }
 
   /**
@@ -293,9 +338,23 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin, true);
   }
 
-  /** `pg.Pool`-compatible alias of `acquire()`. */
-  connect(): Promise<PooledClient> {
-    return this.acquire();
+  /**
+   * `pg.Pool`-compatible alias of `acquire()`. With a callback, as pg.Pool:
+   * `callback(err, client, done)`, where `done(err?)` releases the client.
+   */
+  connect(): Promise<PooledClient>;
+  connect(callback: ConnectCallback): void;
+  connect(callback?: ConnectCallback): Promise<PooledClient> | void {
+    const acquired = this.acquire();
+    if (callback === undefined) return acquired;
+    if (typeof callback !== 'function') {
+      void acquired.then((client) => client.release());
+      throw new PoolUsageError(this.name, `connect: the argument must be a callback (err, client, done), not ${typeof callback}`);
+    }
+    acquired.then(
+      (client) => callBack(() => callback(undefined, client, (destroy?: Error | boolean) => client.release(destroy))),
+      (error: Error) => callBack(() => callback(error, undefined, NO_OP)),
+    );
   }
 
   /** `acquire()` for `await using client = await pool.connection()`. */
@@ -306,7 +365,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** A request to a pool that is closing or closed: counted as failed, refused. */
   private refuseClosed(): Promise<never> {
     this.counters.requestsErrors++;
-    return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections`));
+    return Promise.reject(new PoolClosedError(this.name, `the pool is ${this.poolState} and hands out no connections ` +
+      '(Cannot use a pool after calling end on the pool)'));
   }
 
   private waitForConnection(timeoutMs: number, origin?: string, first = false): Promise<PooledClient> {
@@ -316,8 +376,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private timeoutError(timeoutMs: number, othersWaiting: number): PoolTimeoutError {
     const failure = this.maintainer.failure;
+    // pg.Pool's wording first: callers match on it.
     return new PoolTimeoutError(this.name,
-      `no connection available within ${timeoutMs} ms (acquire timeout; ${this.connections.size}/${this.#settings.max} in use or opening, ` +
+      `timeout exceeded when trying to connect: no connection available within ${timeoutMs} ms (acquire timeout; ` +
+      `${this.connections.size}/${this.#settings.max} in use or opening, ` +
       `${othersWaiting} others waiting)` + (failure ? `; last connection error: ${failure.reason}` : ''));
   }
 
@@ -364,6 +426,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
     connection.moveTo('in-use');
+    if (this.#settings.allowExitOnIdle) connection.ref();
     connection.checkedOutAt = now;
     const checkout = ++connection.checkouts;
     connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack);
@@ -383,7 +446,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const returned = returnedOf(handle);
     if (returned) {
       if (!strict) return returned;
-      throw new PoolUsageError(this.name, 'release() called on a client that was already released; ' +
+      throw new PoolUsageError(this.name, 'Release called on client which has already been released to the pool; ' +
         'release each client exactly once (withConnection() does it for you)');
     }
     fence(handle, this.usedAfterRelease);
@@ -434,6 +497,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** A returned connection that passed inspection: replaced if past its lifetime, else handed on. */
   private reuse(connection: PoolConnection, now = monotonicNow()): void {
     if (connection.expiresAt <= now) return this.discard(connection, 'lifetime');
+    if (connection.checkouts >= this.#settings.maxUses) return this.discard(connection, 'max-uses');
     this.adopt(connection, now);
   }
 
@@ -443,6 +507,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (connection.isLost) return this.discardLost(connection, 'broken');
     if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
     this.lending.offer(connection, now);
+    // Idle now (no waiter took it): with allowExitOnIdle its socket lets the process exit.
+    if (this.#settings.allowExitOnIdle && connection.state === 'idle') connection.unref();
   }
 
   /** Closes a connection and forgets it; the maintainer replaces it if the pool needs one. */
@@ -546,10 +612,43 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }, options);
   }
 
-  /** Acquires, runs one query, releases: `pg.Pool.query`-compatible (text, QueryConfig, rowMode 'array'). */
+  /**
+   * Acquires, runs one query, releases: `pg.Pool.query`-compatible (text or QueryConfig,
+   * `rowMode: 'array'`, a callback `(err, result)` in place of the promise). A
+   * submittable (`pg-cursor`, `pg-query-stream`) runs on a connection of its own, released
+   * once it ends or fails.
+   */
+  query<T extends Submittable>(submittable: T): T;
   query<R extends unknown[] = unknown[]>(config: QueryArrayConfig, values?: unknown[]): Promise<QueryArrayResult<R>>;
   query<R extends QueryResultRow = QueryResultRow>(textOrConfig: string | QueryConfig, values?: unknown[]): Promise<QueryResult<R>>;
-  query(textOrConfig: string | QueryConfig | QueryArrayConfig, values?: unknown[]): Promise<QueryResult | QueryArrayResult> {
+  query<R extends unknown[] = unknown[]>(config: QueryArrayConfig, callback: QueryCallback<QueryArrayResult<R>>): void;
+  query<R extends QueryResultRow = QueryResultRow>(textOrConfig: string | QueryConfig, callback: QueryCallback<QueryResult<R>>): void;
+  query<R extends QueryResultRow = QueryResultRow>(text: string | QueryConfig, values: unknown[] | undefined, callback: QueryCallback<QueryResult<R>>): void;
+  query(
+    textOrConfig: string | QueryConfig | QueryArrayConfig | Submittable,
+    valuesOrCallback?: unknown[] | QueryCallback<QueryResult>,
+    callback?: QueryCallback<QueryResult>,
+  ): Promise<QueryResult | QueryArrayResult> | Submittable | void {
+    if (typeof textOrConfig === 'function') {
+      throw new PoolUsageError(this.name, 'query: the first argument must be SQL text or a QueryConfig, not a function ' +
+        '(Passing a function as the first parameter to pool.query is not supported)');
+    }
+    if (isSubmittable(textOrConfig)) return this.submit(textOrConfig);
+    let values = valuesOrCallback;
+    if (typeof values === 'function') {
+      callback = values;
+      values = undefined;
+    }
+    const result = this.runQuery(textOrConfig, values);
+    if (callback === undefined) return result;
+    if (typeof callback !== 'function') {
+      throw new PoolUsageError(this.name, `query: the last argument must be a callback (err, result), not ${typeof callback}`);
+    }
+    const done = callback;
+    result.then((value) => callBack(() => done(undefined, value as QueryResult)), (error: Error) => callBack(() => done(error, undefined)));
+  }
+
+  private runQuery(textOrConfig: string | QueryConfig | QueryArrayConfig, values: unknown[] | undefined): Promise<QueryResult | QueryArrayResult> {
     // Released as soon as the result is in, not after the caller's continuation: the
     // next waiter's statement goes out in the same turn (pg.Pool does the same).
     return this.acquire().then((client) => client.query(textOrConfig as QueryConfig, values).then(
@@ -562,6 +661,45 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         throw error;
       },
     ));
+  }
+
+  /**
+   * A cursor or stream given to `pool.query()`: run on a connection of its own, released
+   * when the server is done with it (its ReadyForQuery) or the connection fails. pg.Pool
+   * never releases one (its callback is never called).
+   */
+  private submit<T extends Submittable>(submittable: T): T {
+    const query = submittable as T & SubmittableHooks;
+    this.acquire().then((client) => {
+      let released = false;
+      const finish = (error?: Error): void => {
+        if (released) return;
+        released = true;
+        client.off('error', finish);
+        client.release(error ?? false);
+      };
+      // Own properties over the prototype's methods, for this run only. pg calls one of
+      // them last: handleReadyForQuery when the submittable is done, handleError when it
+      // failed (pg then forgets it; the return check waits for the ReadyForQuery).
+      const { handleReadyForQuery, handleError } = query;
+      query.handleReadyForQuery = function readyForQuery(this: SubmittableHooks, ...args: unknown[]): void {
+        handleReadyForQuery?.apply(this, args);
+        // After pg has finished its own bookkeeping of this message.
+        queueMicrotask(() => finish());
+      };
+      query.handleError = function failed(this: SubmittableHooks, error: Error, ...args: unknown[]): void {
+        handleError?.call(this, error, ...args);
+        queueMicrotask(() => finish());
+      };
+      client.on('error', finish);
+      try {
+        client.query(query);
+      } catch (error) {
+        finish(error as Error);
+        query.handleError?.(error as Error);
+      }
+    }, (error: Error) => query.handleError?.(error));
+    return submittable;
   }
 
   /**
@@ -682,9 +820,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.closing;
   }
 
-  /** `pg.Pool`-compatible alias of `close()`. */
-  end(): Promise<void> {
-    return this.close();
+  /**
+   * `pg.Pool`-compatible alias of `close()`; with a callback, calls it once closed. Unlike
+   * pg.Pool, a second `end()` does not fail: it waits for the same close.
+   */
+  end(): Promise<void>;
+  end(callback: (error?: Error) => void): void;
+  end(callback?: (error?: Error) => void): Promise<void> | void {
+    const closed = this.close();
+    if (callback === undefined) return closed;
+    closed.then(() => callBack(() => callback()), (error: Error) => callBack(() => callback(error)));
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {

@@ -37,6 +37,7 @@ export type RemoveReason =
   | 'idle' // idle above min longer than maxIdleMs
   | 'keepalive' // failed a keepalive check
   | 'resize' // the pool shrank below its size
+  | 'max-uses' // checked out `maxUses` times
   | 'closed'; // the pool closed
 
 /**
@@ -116,6 +117,16 @@ export class PoolConnection {
   destroy(): void {
     const stream = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
     stream?.destroy();
+  }
+
+  /** Lets the process exit while this connection's socket is all that is left (allowExitOnIdle). */
+  unref(): void {
+    (this.client as unknown as { unref?(): void }).unref?.();
+  }
+
+  /** Undoes `unref()`: a checked-out connection keeps the process alive. */
+  ref(): void {
+    (this.client as unknown as { ref?(): void }).ref?.();
   }
 
   /**

@@ -1,17 +1,25 @@
-import { Client, type ClientBase, type ClientConfig } from 'pg';
+import { Client as PgClient, type Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConnectionTarget } from './connection-target.js';
 import { PoolConfigError, type ConnectError } from './errors.js';
 import type { PoolStats } from './pool-stats.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
+import { fromPgPoolConfig, PG_CLIENT_KEYS, PG_POOL_KEYS, type PgPoolConfig } from './pg-pool-config.js';
 
 
 /** A hook run with a pool's client: a `configure`, `reset` or custom check. */
 export type ClientHook = (client: ClientBase) => Promise<unknown> | unknown;
 
-/** The class the pool instantiates for each connection; `pg.Client` unless told otherwise. */
-export type ClientConstructor = new (config: ClientConfig) => Client;
+/**
+ * The class the pool instantiates for each connection; `pg.Client` unless told otherwise.
+ * Typed as pg.Pool's `Client` option is, so a `pg.PoolConfig` is accepted as it is; it
+ * must be `pg.Client` or a subclass.
+ */
+export type ClientConstructor = new (config?: ClientConfig) => ClientBase;
+
+/** `pg.Client` or a subclass, as the pool instantiates it. */
+export type PgClientClass = new (config?: ClientConfig) => Client;
 
 /**
  * The pool as `onReconnectFailed` sees it: enough to report, and to close it or exit.
@@ -118,6 +126,16 @@ export interface PgPoolOptions {
   logger?: PoolLogger;
   /** The client class to instantiate (pg.Pool's `Client` option). Default `pg.Client`. */
   Client?: ClientConstructor;
+  /**
+   * pg.Pool's `maxUses`: a connection is closed (and replaced) after this many checkouts,
+   * so that connections spread again over servers behind a load balancer. Default: no limit.
+   */
+  maxUses?: number;
+  /**
+   * pg.Pool's `allowExitOnIdle`: while every connection is idle, they do not keep the
+   * Node process alive, so a script can end without `end()`. Default false.
+   */
+  allowExitOnIdle?: boolean;
 }
 
 /** `pg.ClientConfig`, plus a list of servers to try in order (libpq's multi-host). */
@@ -180,7 +198,15 @@ export interface ResolvedPoolOptions {
   /** Where log lines go. */
   logger: PoolLogger;
   /** The client class instantiated for each connection. */
-  Client: ClientConstructor;
+  Client: PgClientClass;
+  /** Checkouts after which a connection is replaced; `Infinity` = no limit. */
+  maxUses: number;
+  /** Whether idle connections let the process exit. */
+  allowExitOnIdle: boolean;
+  /** pg.Pool's view of `maxLifetimeMs`, in seconds (0 = never), for code that reads `pool.options`. */
+  maxLifetimeSeconds: number;
+  /** pg.Pool's view of `maxIdleMs` (`null` = never), for code that reads `pool.options`. */
+  idleTimeoutMillis: number | null;
 }
 
 /** The default of every option that has one (see the options table in docs/engine.md). */
@@ -208,7 +234,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
   'connectTimeoutMs', 'leakDetectionMs', 'unavailableTimeoutMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
-  'loadBalanceHosts',
+  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -233,20 +259,21 @@ export function defaultCheckFor(wanted: TargetSessionAttrs): ClientHook {
  * Unknown options are an error: a typo such as `maxIdle` would otherwise silently keep
  * the default.
  */
-export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions {
-  if (options === null || typeof options !== 'object') {
+export function resolvePoolOptions(config: PgPoolConfig = {}, ClientClass?: ClientConstructor): ResolvedPoolOptions {
+  if (config === null || typeof config !== 'object') {
     throw new PoolConfigError('default', 'options must be an object, e.g. { connectionString }');
   }
-  const name = options.name ?? POOL_DEFAULTS.name;
+  const name = config.name ?? POOL_DEFAULTS.name;
   const fail = (message: string): never => {
     throw new PoolConfigError(String(name), message);
   };
   if (typeof name !== 'string' || name.length === 0) fail('`name` must be a non-empty string');
+  const options = fromPgPoolConfig(config, fail);
 
   const unknown = Object.keys(options).filter((key) => !KNOWN_OPTIONS.has(key));
   if (unknown.length > 0) {
-    fail(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
-      `known options are: ${[...KNOWN_OPTIONS].join(', ')}`);
+    fail(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => describeUnknown(k)).join(', ')}; ` +
+      `known options are ours (${[...KNOWN_OPTIONS].join(', ')}) and pg.Pool's (${[...PG_POOL_KEYS, ...PG_CLIENT_KEYS].join(', ')})`);
   }
 
   const { clientConfig, hosts, urlAttrs, urlLoadBalance } = buildClientConfig(options, fail);
@@ -257,12 +284,15 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
   const loadBalanceHosts = options.loadBalanceHosts ?? urlLoadBalance ?? false;
   if (typeof loadBalanceHosts !== 'boolean') fail('`loadBalanceHosts` must be true or false');
 
-  const min = options.min ?? POOL_DEFAULTS.min;
+  // A `max` below the default `min` lowers `min` with it: `{ max: 2 }` is a pool of up to 2.
+  const min = options.min ?? (typeof options.max === 'number' ? Math.min(POOL_DEFAULTS.min, options.max) : POOL_DEFAULTS.min);
   const max = options.max ?? Math.max(min, 1);
   checkSize(min, max, fail);
 
   const duration = (key: keyof typeof POOL_DEFAULTS & keyof PgPoolOptions, lowest: number): number => {
     const value = options[key] ?? POOL_DEFAULTS[key];
+    // A lifetime or idle time may be "never" (pg.Pool's 0, translated).
+    if (value === Number.POSITIVE_INFINITY && (key === 'maxLifetimeMs' || key === 'maxIdleMs')) return value;
     checkInteger(key, value, lowest, fail);
     return value as number;
   };
@@ -292,6 +322,15 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     fail(`\`reconnectMaxDelayMs\` (${reconnectMaxDelayMs}) must not be below \`reconnectDelayMs\` (${reconnectDelayMs})`);
   }
   const connectTimeoutMs = duration('connectTimeoutMs', 0);
+  const maxUses = options.maxUses ?? Number.POSITIVE_INFINITY;
+  if (maxUses !== Number.POSITIVE_INFINITY) checkInteger('maxUses', maxUses, 1, fail);
+  if (options.allowExitOnIdle !== undefined && typeof options.allowExitOnIdle !== 'boolean') {
+    fail('`allowExitOnIdle` must be true or false');
+  }
+  const Client = options.Client ?? ClientClass ?? PgClient;
+  if (typeof Client !== 'function') fail('`Client` must be a class such as pg.Client');
+  const maxLifetimeMs = duration('maxLifetimeMs', 1);
+  const maxIdleMs = duration('maxIdleMs', 1);
 
   return {
     name,
@@ -302,8 +341,8 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     max,
     acquireTimeoutMs: duration('acquireTimeoutMs', 0),
     maxWaiting: duration('maxWaiting', 0),
-    maxLifetimeMs: duration('maxLifetimeMs', 1),
-    maxIdleMs: duration('maxIdleMs', 1),
+    maxLifetimeMs,
+    maxIdleMs,
     reconnectTimeoutMs: duration('reconnectTimeoutMs', 0),
     onReconnectFailed: options.onReconnectFailed,
     reconnectDelayMs,
@@ -318,7 +357,11 @@ export function resolvePoolOptions(options: PgPoolOptions): ResolvedPoolOptions 
     unavailableTimeoutMs: duration('unavailableTimeoutMs', 0),
     scheduleMaintenance: options.scheduleMaintenance ?? true,
     logger: options.logger ?? defaultPoolLogger,
-    Client: options.Client ?? Client,
+    Client: Client as PgClientClass,
+    maxUses,
+    allowExitOnIdle: options.allowExitOnIdle ?? false,
+    maxLifetimeSeconds: maxLifetimeMs === Number.POSITIVE_INFINITY ? 0 : maxLifetimeMs / 1000,
+    idleTimeoutMillis: maxIdleMs === Number.POSITIVE_INFINITY ? null : maxIdleMs,
   };
 }
 
@@ -332,10 +375,8 @@ interface ParsedConnection {
 function buildClientConfig(options: PgPoolOptions, fail: (message: string) => never): ParsedConnection {
   const { connectionString } = options;
   const { hosts: hostList, ...connection } = options.connection ?? {};
+  // Neither given: pg's defaults, that is the PG* environment (PGHOST, PGUSER, ...), as pg.Pool.
   const noConnection = options.connection === undefined;
-  if (connectionString === undefined && noConnection) {
-    fail('no connection settings: give `connectionString` (postgresql://user:password@host:port/database) or `connection`');
-  }
   if (!noConnection && (options.connection === null || typeof options.connection !== 'object')) {
     fail('`connection` must be a pg.ClientConfig object');
   }
@@ -396,4 +437,27 @@ function checkInteger(key: string, value: unknown, lowest: number, fail: (messag
   if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < lowest) {
     fail(`\`${key}\` must be an integer >= ${lowest}, not ${String(value)}`);
   }
+}
+
+/** An unknown key, with the known one it most likely misspells. */
+function describeUnknown(key: string): string {
+  const known = [...KNOWN_OPTIONS, ...PG_POOL_KEYS, ...PG_CLIENT_KEYS];
+  const lower = key.toLowerCase();
+  const guess = known.find((candidate) => candidate.toLowerCase() === lower) ??
+    known.find((candidate) => editDistance(candidate.toLowerCase(), lower) <= Math.max(1, Math.floor(candidate.length / 4))) ??
+    known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
+  return guess ? `\`${key}\` (did you mean \`${guess}\`?)` : `\`${key}\``;
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }

@@ -38,7 +38,8 @@ export function redactSecret(text: string, secret: string | undefined): string {
 
 /** `host:port/database` (or `h1:p1,h2:p2/database`): how errors and logs name a server, never with credentials. */
 export function describeTarget(config: ClientConfig, hosts?: ReadonlyArray<{ host: string; port: number }>): string {
-  const database = config.database ?? config.user ?? '(default database)';
+  // pg's own fallbacks: the PG* environment, and the user's name for the database.
+  const database = config.database ?? process.env.PGDATABASE ?? config.user ?? process.env.PGUSER ?? '(default database)';
   if (hosts && hosts.length > 0) return `${hosts.map((h) => `${h.host}:${h.port}`).join(',')}/${database}`;
   const host = config.host ?? 'localhost';
   const port = config.port ?? 5432;

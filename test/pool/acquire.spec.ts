@@ -49,7 +49,7 @@ describe('acquire', () => {
     const error = await pool.acquire().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PoolTimeoutError);
     expect(error).toMatchObject({ name: 'PoolTimeoutError', poolName: 'reports' });
-    expect((error as Error).message).toMatch(/^pool 'reports': no connection available within 100 ms/);
+    expect((error as Error).message).toMatch(/^pool 'reports': timeout exceeded when trying to connect: no connection available within 100 ms/);
     const perCall = await pool.acquire({ timeoutMs: 20 }).catch((e: unknown) => e);
     expect((perCall as Error).message).toContain('within 20 ms');
     expect(pool.getStats()).toMatchObject({ requestsTimeouts: 2, requestsErrors: 2, requestsWaiting: 0 });

@@ -312,7 +312,7 @@ class Release implements RealCommand {
     if (this.how === 'error') client.release(new Error('the user saw this connection misbehave'));
     else if (this.how === 'dispose') world.track(client[Symbol.asyncDispose]());
     else client.release();
-    if (this.how === 'twice' && world.pool.waitingCount === 0) {
+    if (this.how === 'twice' && world.pool.getStats().requestsWaiting === 0) {
       let second: unknown;
       try {
         client.release();

@@ -349,7 +349,7 @@ class World {
   acquire(timeoutMs: number | undefined): RequestRecord {
     const { pool } = this;
     const stateBefore = pool.state;
-    const waitingBefore = pool.waitingCount;
+    const waitingBefore = pool.getStats().requestsWaiting;
     const queuedBefore = pool.getStats().requestsQueued;
     const request: RequestRecord = {
       seq: this.requests.length + 1,
@@ -446,8 +446,8 @@ class World {
       if (waited < earliest - 1) this.violate(`${tag} failed with ${error.name} after ${waited} ms, before its time was up`);
       if (waited > request.timeoutMs + SLACK_MS) this.violate(`${tag} failed with ${error.name} only after ${Math.round(waited)} ms`);
       if (this.closeCall) this.violate(`${tag} failed with ${error.name} after close() was called: it should get PoolClosedError`);
-      if (error instanceof PoolUnavailableError && this.pool.totalCount > 0) {
-        this.violate(`${tag} got PoolUnavailableError while the pool holds ${this.pool.totalCount} connection(s)`);
+      if (error instanceof PoolUnavailableError && this.pool.openCount > 0) {
+        this.violate(`${tag} got PoolUnavailableError while the pool holds ${this.pool.openCount} connection(s)`);
       }
     } else if (error instanceof PoolClosedError) {
       if (!this.closeCall) this.violate(`${tag} got PoolClosedError but close() was never called`);
@@ -522,11 +522,11 @@ class World {
       case 'idle': {
         const idleSince = Math.max(fake.createdAt, this.lastReleasedAt.get(fake) ?? -Infinity);
         if (now - idleSince < scenario.maxIdleMs - 1) this.violate(`${tag} after at most ${Math.round(now - idleSince)} ms idle (maxIdleMs ${scenario.maxIdleMs})`);
-        if (this.pool.totalCount < this.min) this.violate(`${tag}, leaving ${this.pool.totalCount} below min ${this.min}`);
+        if (this.pool.openCount < this.min) this.violate(`${tag}, leaving ${this.pool.openCount} below min ${this.min}`);
         break;
       }
       case 'resize':
-        if (this.pool.totalCount < this.max) this.violate(`${tag}, leaving ${this.pool.totalCount} below max ${this.max}`);
+        if (this.pool.openCount < this.max) this.violate(`${tag}, leaving ${this.pool.openCount} below max ${this.max}`);
         break;
       case 'released-with-error':
         if (!this.releasedWithError.has(fake)) this.violate(`${tag}, but its user did not release it with an error`);
@@ -559,18 +559,18 @@ class World {
     const now = this.now;
     const problems = this.violations.splice(0);
     const stats = pool.getStats();
-    const opening = stats.poolSize - pool.totalCount;
+    const opening = stats.poolSize - pool.openCount;
 
     // Above max (after resize lowered it) only while the excess is checked out, or still
     // being opened from before: no attempt starts above max (see onConnectAttempt).
     if (stats.poolSize > this.max && stats.poolAvailable > 0 && opening === 0) {
       problems.push(`${stats.poolSize} connections, ${stats.poolAvailable} of them idle, above max ${this.max}`);
     }
-    if (pool.idleCount + pool.checkedOutCount > pool.totalCount) {
-      problems.push(`idle ${pool.idleCount} + checked out ${pool.checkedOutCount} exceed the ${pool.totalCount} open`);
+    if (pool.idleCount + pool.checkedOutCount > pool.openCount) {
+      problems.push(`idle ${pool.idleCount} + checked out ${pool.checkedOutCount} exceed the ${pool.openCount} open`);
     }
-    if (pool.waitingCount > 0 && pool.idleCount > 0) {
-      problems.push(`${pool.waitingCount} request(s) wait while ${pool.idleCount} connection(s) sit idle`);
+    if (pool.getStats().requestsWaiting > 0 && pool.idleCount > 0) {
+      problems.push(`${pool.getStats().requestsWaiting} request(s) wait while ${pool.idleCount} connection(s) sit idle`);
     }
     const holding = this.held.filter((checkout) => !this.removed.has(checkout.fake)).length;
     if (pool.checkedOutCount !== holding) problems.push(`checkedOutCount is ${pool.checkedOutCount}, but users hold ${holding}`);
@@ -620,8 +620,8 @@ class World {
 
     // A session the server keeps that the pool neither holds nor is opening: leaked.
     const live = server.openSessions().filter((client) => !client._ending);
-    if (live.length > pool.totalCount + opening) {
-      problems.push(`the server has ${live.length} live session(s) but the pool holds ${pool.totalCount} and opens ${opening}: ${live.join(', ')}`);
+    if (live.length > pool.openCount + opening) {
+      problems.push(`the server has ${live.length} live session(s) but the pool holds ${pool.openCount} and opens ${opening}: ${live.join(', ')}`);
     }
 
     const close = this.closeCall;
@@ -631,7 +631,7 @@ class World {
     if (close?.resolvedAt !== undefined) {
       const pending = this.requests.filter((r) => r.outcome === 'pending');
       if (pending.length > 0) problems.push(`close() resolved with request(s) ${pending.map((r) => `#${r.seq}`).join(', ')} still pending`);
-      if (pool.totalCount !== 0) problems.push(`close() resolved with ${pool.totalCount} connection(s) in the pool`);
+      if (pool.openCount !== 0) problems.push(`close() resolved with ${pool.openCount} connection(s) in the pool`);
     }
     for (const task of this.tasks) {
       if (!task.settled && now - task.startedAt > task.boundMs + SLACK_MS) {
@@ -721,9 +721,9 @@ class World {
     this.noteReleased(checkout, false);
     await this.afterStep('finish: recovery probe released');
     // And the maintainer brings the pool back to min by itself.
-    await this.advanceChecking(budgetMs, stepMs, () => this.pool.totalCount >= this.min);
-    if (this.pool.totalCount < this.min) {
-      throw new Error(`the pool did not get back to min ${this.min} after the server healed: ${this.pool.totalCount} open; stats ${JSON.stringify(this.pool.getStats())}`);
+    await this.advanceChecking(budgetMs, stepMs, () => this.pool.openCount >= this.min);
+    if (this.pool.openCount < this.min) {
+      throw new Error(`the pool did not get back to min ${this.min} after the server healed: ${this.pool.openCount} open; stats ${JSON.stringify(this.pool.getStats())}`);
     }
   }
 
@@ -797,7 +797,7 @@ class Release implements Command {
         client.release();
         break;
       case 'twice': {
-        const waitingBefore = world.pool.waitingCount;
+        const waitingBefore = world.pool.getStats().requestsWaiting;
         client.release();
         let second: unknown;
         try {
@@ -928,7 +928,7 @@ class Check implements Command {
     // One check at a time, each within the pool's bound. A check() that joins a pass
     // already running waits for it, and that pass may check every connection the pool
     // holds, so the bound is per connection open, not per connection idle now.
-    const open = world.pool.totalCount;
+    const open = world.pool.openCount;
     world.track('check()', world.pool.check(), Math.max(1, open) * (world.workBoundMs + SLACK_MS));
     await world.afterStep(this.toString());
   }

@@ -68,7 +68,7 @@ describe('close', () => {
     client.release();
     await closing;
     expect(pool.state).toBe('closed');
-    expect(pool.totalCount).toBe(0);
+    expect(pool.openCount).toBe(0);
   });
 
   it('closes clients still checked out after its timeout', async () => {

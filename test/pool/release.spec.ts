@@ -82,7 +82,7 @@ describe('release', () => {
     const client = await pool.acquire();
     client.release();
     expect(() => client.release()).toThrow(PoolUsageError);
-    expect(() => client.release()).toThrow(/^pool 'twice': release\(\) called on a client that was already released/);
+    expect(() => client.release()).toThrow(/^pool 'twice': Release called on client which has already been released to the pool/);
     const next = await pool.acquire();
     expect(pool.getStats()).toMatchObject({ poolSize: 1, poolAvailable: 0 });
     next.release();
