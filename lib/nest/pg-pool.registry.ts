@@ -52,7 +52,7 @@ export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShut
         this.logger.error(`cannot open pool '${name}': ${(error as Error).message}`);
         await this.close(name);
       } else {
-        this.logger.error(`cannot start: ${(error as Error).message}`);
+        // Nest's own handler reports a failed bootstrap (with this error): said once.
         await this.abortBootstrap();
       }
       throw error;

@@ -30,6 +30,11 @@ export interface MaintainedPool {
   discardLost(connection: PoolConnection, reason: RemoveReason): void;
   connectSucceeded(connection: PoolConnection, elapsedMs: number): void;
   connectFailed(error: ConnectError, elapsedMs: number, retryInMs: number | undefined): void;
+  /**
+   * Whether `open({ wait: true })` is waiting: a failed attempt then fails the open,
+   * which closes the pool, so there is no retry to announce.
+   */
+  isOpening(): boolean;
   /** Reconnecting has failed for `reconnectTimeoutMs`: runs `onReconnectFailed` once. */
   reconnectFailed(info: ReconnectFailedInfo): void;
   onLost(connection: PoolConnection, error: Error): void;
@@ -259,7 +264,8 @@ export class Maintainer {
       this.armRetry(DEMAND_RETRY_MS);
       return DEMAND_RETRY_MS;
     }
-    options.logger.warn(`pool '${options.name}': ${error.reason}; retrying in ${backoffMs} ms`);
+    // While open({ wait: true }) waits, the failure is its caller's to report (it fails the open).
+    if (!this.pool.isOpening()) options.logger.warn(`pool '${options.name}': ${error.reason}; retrying in ${backoffMs} ms`);
     this.armRetry(backoffMs);
     return backoffMs;
   }

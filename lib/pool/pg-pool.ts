@@ -270,8 +270,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.openWaiters = this.openWaiters.filter((w) => w !== entry);
-        reject(new PoolOpenError(this.name, `could not open ${target} connection(s) to ${this.target} within ${timeoutMs} ms` +
-          (this.maintainer.failure ? `: ${this.maintainer.failure.reason}` : '')));
+        reject(new PoolOpenError(this.name, `could not open ${target} connection(s) to ${this.target} within ${timeoutMs} ms: ` +
+          (this.maintainer.failure?.reason ?? (this.maintainer.pending > 0
+            // No attempt has failed: they are still waiting for the server to answer.
+            ? `connect timeout after ${timeoutMs} ms (the server did not complete the connection: TCP, TLS or authentication)`
+            : 'no connection attempt completed'))));
       }, timeoutMs);
       const entry = {
         resolve: () => { clearTimeout(timer); resolve(); },
@@ -901,6 +904,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return {
       options: this.#settings,
       isOpen: () => this.poolState === 'open',
+      isOpening: () => this.openWaiters.length > 0,
       floor: () => (this.openWaiters.length > 0 ? Math.max(this.#settings.min, 1) : this.#settings.min),
       openCount: () => this.connections.size,
       check: (connection) => this.runCheck(connection, this.#settings.checkOnAcquire ?? defaultCheckFor(this.#settings.target.targetSessionAttrs), this.checkTimeoutMs)

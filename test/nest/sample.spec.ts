@@ -38,15 +38,38 @@ describe('the sample app', () => {
     await http().delete(`/notes/${id}`).expect(404);
   });
 
-  it('rolls back the whole note when a tag is refused: no note is left behind', async () => {
-    const title = `rolled back ${Date.now()}`;
-    const { body } = await http().post('/notes').send({ title, tags: ['fine', 'Not Fine!'] }).expect(400);
-    expect(body.message).toBe('tags must be lower-case words (a-z, 0-9, -)');
-    expect(await adminQuery('SELECT 1 FROM notes WHERE title = $1', [title])).toHaveLength(0);
-  });
-
   it('refuses a note without a title', async () => {
     await http().post('/notes').send({}).expect(400);
+  });
+
+  it('answers bad input with 400 (what is wrong), a conflict with 409, an id out of range with 404; never a 500', async () => {
+    const bad: Array<[string, () => request.Test, number, RegExp]> = [
+      ['tags a number', () => http().post('/notes').send({ title: 't', tags: 123 }), 400, /tags must be an array/],
+      ['tags an object', () => http().post('/notes').send({ title: 't', tags: { a: 1 } }), 400, /tags must be an array/],
+      ['tags a string', () => http().post('/notes').send({ title: 't', tags: 'abc' }), 400, /tags must be an array/],
+      ['a null tag', () => http().post('/notes').send({ title: 't', tags: [null] }), 400, /each value in tags must be a string/],
+      ['duplicate tags', () => http().post('/notes').send({ title: 't', tags: ['a', 'a'] }), 400, /tags must not repeat/],
+      ['a bad tag', () => http().post('/notes').send({ title: 't', tags: ['Not Fine!'] }), 400, /each tag must be lower-case words/],
+      ['a NUL byte in the title', () => http().post('/notes').send({ title: 'a\u0000b' }), 400, /title must not contain a NUL character/],
+      ['a blank title', () => http().post('/notes').send({ title: '   ' }), 400, /title must not be blank/],
+      ['an unknown field', () => http().post('/notes').send({ title: 't', colour: 'red' }), 400, /property colour should not exist/],
+      ['an id past int4', () => http().get('/notes/2147483648'), 404, /note 2147483648 does not exist/],
+      ['an id that is not a number', () => http().get('/notes/abc'), 400, /note id must be a positive integer/],
+      ['an id of 0', () => http().delete('/notes/0'), 404, /note 0 does not exist/],
+    ];
+    for (const [what, send, status, message] of bad) {
+      const response = await send();
+      expect({ what, status: response.status, message: JSON.stringify(response.body.message) })
+        .toEqual({ what, status, message: expect.stringMatching(message) });
+    }
+    // A conflict: the same tag added twice to one note (the primary key's 23505).
+    const { body: note } = await http().post('/notes').send({ title: 'conflict', tags: ['x'] }).expect(201);
+    const { body: conflict } = await http().post(`/notes/${note.id}/tags`).send({ tag: 'x' }).expect(409);
+    expect(conflict).toMatchObject({ statusCode: 409, message: 'already exists (note_tags_pkey)', code: '23505' });
+    await http().post(`/notes/${note.id}/tags`).send({ tag: 'y' }).expect(201);
+    await http().post('/notes/2147483647/tags').send({ tag: 'y' }).expect(404);
+    // Nothing of the refused requests was written.
+    expect(await adminQuery("SELECT count(*)::int AS n FROM notes WHERE title IN ('t', 'a b', '   ')")).toEqual([{ n: 0 }]);
   });
 
   it('answers /health as a readiness probe with the pool stats', async () => {

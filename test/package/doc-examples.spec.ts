@@ -53,6 +53,19 @@ describe('the examples in the README and docs/', () => {
     expect(examples.filter((e) => e.file === 'README.md' && e.kind === 'run')).toHaveLength(2);
   });
 
+  it('never shows a transaction-local setting outside a transaction (PostgreSQL warns and ignores it there)', () => {
+    for (const example of examples) {
+      // Each SET LOCAL / set_config(..., true) must sit in a withTransaction or transactional @UseConnection.
+      const local = [...example.code.matchAll(/['"`]SET LOCAL|set_config\([^)]*,\s*true\)/g)];
+      for (const match of local) {
+        const before = example.code.slice(0, match.index);
+        const opened = Math.max(before.lastIndexOf('withTransaction('), before.lastIndexOf('transaction: true'), before.lastIndexOf("'BEGIN"));
+        expect({ where: `${example.file} #${example.index}`, inTransaction: opened >= 0 && opened > before.lastIndexOf('withConnection(') })
+          .toEqual({ where: `${example.file} #${example.index}`, inTransaction: true });
+      }
+    }
+  });
+
   it('compiles every TypeScript block, strict, against the package\'s types', async () => {
     for (const example of examples) {
       const given = example.kind === 'fragment'

@@ -30,12 +30,14 @@ export class PostgresServer {
    * @param {number} port
    * @param {string} password
    * @param {boolean} owned whether destroy() deletes the data directory
+   * @param {boolean} [detached] whether the server gets a process group of its own
    */
-  constructor(dataDir, port, password, owned) {
+  constructor(dataDir, port, password, owned, detached = false) {
     this.dataDir = dataDir;
     this.port = port;
     this.password = password;
     this.owned = owned;
+    this.detached = detached;
     /** @type {string[]} */
     this.openedUp = [];
   }
@@ -52,11 +54,13 @@ export class PostgresServer {
   }
 
   /**
-   * Uses the cluster in `dataDir`, initialising one there the first time.
-   * @param {{ password: string; port: number; dataDir: string }} options
+   * Uses the cluster in `dataDir`, initialising one there the first time. `detached`
+   * gives the server a process group of its own, so that a Ctrl-C in the terminal reaches
+   * the app alone, which then stops the server after its own connections are closed.
+   * @param {{ password: string; port: number; dataDir: string; detached?: boolean }} options
    */
   static persistent(options) {
-    const server = new PostgresServer(options.dataDir, options.port, options.password, false);
+    const server = new PostgresServer(options.dataDir, options.port, options.password, false, options.detached ?? false);
     /** Folders whose search permission had to be granted (see `makeReachable`). */
     server.openedUp = makeReachable(dirname(options.dataDir));
     if (!existsSync(join(options.dataDir, 'PG_VERSION'))) server.#initialise();
@@ -129,7 +133,7 @@ export class PostgresServer {
       '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off', '-c', 'logging_collector=off', '-c', 'log_min_messages=warning',
       '-c', 'log_min_error_statement=panic',
-    ], { ...runAs(), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    ], { ...runAs(), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
     this.#process = child;
     process.once('exit', this.#killOnExit);
     let log = '';
@@ -181,6 +185,54 @@ export class PostgresServer {
   async destroy() {
     await this.stop();
     if (this.owned) rmSync(dirname(this.dataDir), { recursive: true, force: true });
+  }
+}
+
+/**
+ * A server left running on `dataDir` by an earlier run that was killed without stopping
+ * it (`kill -9` of the app, a closed terminal): found by the pid in `postmaster.pid`,
+ * asked to shut down (SIGINT: fast shutdown), and waited for, up to `timeoutMs` before
+ * SIGQUIT. A pid file whose process is gone, or is not a postgres of this data directory,
+ * is left for postgres itself to replace. Resolves with the pid stopped, if any.
+ * @param {string} dataDir
+ * @param {number} [timeoutMs]
+ * @returns {Promise<number | undefined>}
+ */
+export async function stopLeftoverServer(dataDir, timeoutMs = 10_000) {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  let commandLine = '';
+  try {
+    commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return undefined;
+  }
+  if (!commandLine.includes('postgres') || !commandLine.includes(dataDir)) return undefined;
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGQUIT');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // Its children (the backends) leave within moments of the postmaster's exit; the next
+  // start waits for the pid file's removal.
+  const fileDeadline = Date.now() + timeoutMs;
+  while (existsSync(pidFile) && isAlive(pid) && Date.now() < fileDeadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return pid;
+}
+
+/** @param {number} pid */
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
   }
 }
 
