@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Client, QueryArrayConfig, QueryArrayResult, QueryConfig, QueryResult, QueryResultRow, PoolClient, Submittable } from 'pg';
+import pg, { type Client, type QueryArrayConfig, type QueryArrayResult, type QueryConfig, type QueryResult, type QueryResultRow, type PoolClient, type Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
@@ -26,6 +26,7 @@ import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
+import { isShareable, Multiplexer } from './multiplexer.js';
 import { LATE, raceDeadline, withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
@@ -83,6 +84,18 @@ export interface PgPoolEvents {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+const { DatabaseError, Query } = pg;
+type Query = InstanceType<typeof Query>;
+
+/**
+ * What `pool.query()` does with its connection after an error: a SQL error (the server's
+ * answer) says nothing against it, so it is reused; anything else (`query_timeout`'s
+ * "Query read timeout", a lost connection) leaves the statement's fate unknown, so it is
+ * closed, as pg.Pool does, rather than waited for.
+ */
+function closesConnection(error: unknown): Error | undefined {
+  return error && !(error instanceof DatabaseError) ? (error as Error) : undefined;
+}
 const NO_OP = (): void => undefined;
 
 /** What the client calls on a submittable besides `submit` (pg's Query, Cursor and QueryStream have them). */
@@ -125,6 +138,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   /** `client.end()` calls still in flight: close() resolves only once every socket is shut. */
   private readonly endings = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
+  /** With the `multiplex` option: shares connections among `pool.query()` statements. */
+  private readonly multiplexer: Multiplexer | undefined;
 
   /**
    * Takes our options or `pg.Pool`'s config (connection settings at the top level,
@@ -132,7 +147,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * the client class. With no connection settings, pg's defaults apply: the `PG*`
    * environment variables.
    */
-  constructor(config?: PgPoolConfig, Client?: ClientConstructor) {
+  constructor(config?: PgPoolConfig | null, Client?: ClientConstructor) {
     super();
     this.#settings = resolvePoolOptions(config, Client);
     this.lending = new Lending(this.#settings, this.counters, {
@@ -145,6 +160,19 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     this.maintainer = new Maintainer(this.maintainedView(), this.lending);
     this.inspector = new ReturnInspector(this.#settings, this.counters, this.checkTimeoutMs);
     this.leaks = new LeakDetector(this.#settings, this.counters);
+    const multiplex = this.#settings.multiplex;
+    if (multiplex) {
+      const settings = this.#settings;
+      this.multiplexer = new Multiplexer({
+        name: settings.name,
+        get acquireTimeoutMs() { return settings.acquireTimeoutMs; },
+        get maxWaiting() { return settings.maxWaiting; },
+        get max() { return settings.max; },
+        counters: this.counters,
+        acquire: () => this.acquireShared(),
+        waitingCount: () => this.lending.waitingCount,
+      }, multiplex);
+    }
   }
 
   /** Listens to one of the pool's events (see `PgPoolEvents`). */
@@ -339,6 +367,13 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       if (this.lending.waitingCount > 0) break;
     }
     return this.waitForConnection(Math.max(0, deadline - monotonicNow()), origin, true);
+  }
+
+  /** A shared connection for the multiplexer: not a request of its own (the statements it serves are). */
+  private acquireShared(): Promise<PooledClient> {
+    const acquired = this.acquire();
+    this.counters.requestsNum--;
+    return acquired;
   }
 
   /**
@@ -633,16 +668,25 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     callback?: QueryCallback<QueryResult>,
   ): Promise<QueryResult | QueryArrayResult> | Submittable | void {
     if (typeof textOrConfig === 'function') {
-      throw new PoolUsageError(this.name, 'query: the first argument must be SQL text or a QueryConfig, not a function ' +
+      const misuse = new PoolUsageError(this.name, 'query: the first argument must be SQL text or a QueryConfig, not a function ' +
         '(Passing a function as the first parameter to pool.query is not supported)');
+      // As pg.Pool: through the callback the function was meant to be.
+      setImmediate(() => (textOrConfig as (error: Error) => void)(misuse));
+      return Promise.reject(misuse);
     }
+    // A pg.Query is run as any statement (a promise of its result, as pg.Pool gives);
+    // other submittables (cursors, streams) are handed back to read from.
+    if (textOrConfig instanceof Query) return this.runPgQuery(textOrConfig);
     if (isSubmittable(textOrConfig)) return this.submit(textOrConfig);
     let values = valuesOrCallback;
     if (typeof values === 'function') {
       callback = values;
       values = undefined;
     }
-    const result = this.runQuery(textOrConfig, values);
+    const config: QueryConfig = typeof textOrConfig === 'string' ? { text: textOrConfig, values } : values === undefined ? textOrConfig : { ...textOrConfig, values };
+    const result = this.multiplexer && this.poolState !== 'closing' && this.poolState !== 'closed' && isShareable(config)
+      ? this.multiplexer.run(config)
+      : this.runQuery(textOrConfig, values);
     if (callback === undefined) return result;
     if (typeof callback !== 'function') {
       throw new PoolUsageError(this.name, `query: the last argument must be a callback (err, result), not ${typeof callback}`);
@@ -654,16 +698,45 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private runQuery(textOrConfig: string | QueryConfig | QueryArrayConfig, values: unknown[] | undefined): Promise<QueryResult | QueryArrayResult> {
     // Released as soon as the result is in, not after the caller's continuation: the
     // next waiter's statement goes out in the same turn (pg.Pool does the same).
-    return this.acquire().then((client) => client.query(textOrConfig as QueryConfig, values).then(
-      (result) => {
-        client.release();
-        return result;
-      },
-      (error: unknown) => {
+    return this.acquire().then((client) => {
+      let sent: Promise<QueryResult>;
+      try {
+        sent = client.query(textOrConfig as QueryConfig, values);
+      } catch (error) {
+        // pg refused the arguments before sending anything (a null query, a bad value).
         client.release();
         throw error;
-      },
-    ));
+      }
+      return sent.then(
+        (result) => {
+          client.release();
+          return result;
+        },
+        (error: unknown) => {
+          client.release(closesConnection(error));
+          throw error;
+        },
+      );
+    });
+  }
+
+  /** A `pg.Query` given to `pool.query()`: its result, and the connection released, whatever its own callback does. */
+  private runPgQuery(query: Query): Promise<QueryResult> {
+    return this.acquire().then((client) => new Promise<QueryResult>((resolve, reject) => {
+      const own = (query as Query & { callback?: (error: Error | null, result?: QueryResult) => void }).callback;
+      (query as Query & { callback: (error: Error | null, result?: QueryResult) => void }).callback = (error, result) => {
+        client.release(closesConnection(error));
+        own?.(error, result);
+        if (error) reject(error);
+        else resolve(result as QueryResult);
+      };
+      try {
+        client.query(query);
+      } catch (error) {
+        client.release();
+        reject(error as Error);
+      }
+    }));
   }
 
   /**
@@ -737,6 +810,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       poolSize: this.connections.size + this.maintainer.pending,
       poolAvailable: this.lending.idleCount,
       requestsWaiting: this.lending.waitingCount,
+      multiplexConnections: this.multiplexer?.connections ?? 0,
+      multiplexInFlight: this.multiplexer?.inFlight ?? 0,
       ...this.counters,
     };
   }
@@ -837,6 +912,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private async shutDown(timeoutMs: number): Promise<void> {
     this.poolState = 'closing';
+    this.multiplexer?.close(new PoolClosedError(this.name, 'the pool was closed while this statement waited'));
     this.maintainer.stop();
     this.lending.close();
     const closed = new PoolClosedError(this.name, 'the pool was closed while it was being opened');

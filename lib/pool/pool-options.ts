@@ -1,4 +1,4 @@
-import { Client as PgClient, type Client, type ClientBase, type ClientConfig } from 'pg';
+import pg, { type Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConnectionTarget } from './connection-target.js';
 import { PoolConfigError, type ConnectError } from './errors.js';
@@ -6,6 +6,7 @@ import type { PoolStats } from './pool-stats.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
 import { fromPgPoolConfig, PG_CLIENT_KEYS, PG_POOL_KEYS, type PgPoolConfig } from './pg-pool-config.js';
+import type { MultiplexSettings } from './multiplexer.js';
 
 
 /** A hook run with a pool's client: a `configure`, `reset` or custom check. */
@@ -136,6 +137,15 @@ export interface PgPoolOptions {
    * Node process alive, so a script can end without `end()`. Default false.
    */
   allowExitOnIdle?: boolean;
+  /**
+   * Multiplexing: `pool.query()` statements (SELECT, INSERT, UPDATE, DELETE, WITH...) are
+   * pipelined onto shared connections, each to the one with the least outstanding work,
+   * instead of taking a connection each. `true` for the defaults, or `{ depth, connections }`:
+   * statements in flight per shared connection (default 16), shared connections at most
+   * (default `max`; they count towards `max`). Checkouts still get a connection of their
+   * own. Default off.
+   */
+  multiplex?: boolean | { depth?: number; connections?: number };
 }
 
 /** `pg.ClientConfig`, plus a list of servers to try in order (libpq's multi-host). */
@@ -203,6 +213,8 @@ export interface ResolvedPoolOptions {
   maxUses: number;
   /** Whether idle connections let the process exit. */
   allowExitOnIdle: boolean;
+  /** Multiplexing's settings, when it is on. */
+  multiplex: MultiplexSettings | undefined;
   /** pg.Pool's view of `maxLifetimeMs`, in seconds (0 = never), for code that reads `pool.options`. */
   maxLifetimeSeconds: number;
   /** pg.Pool's view of `maxIdleMs` (`null` = never), for code that reads `pool.options`. */
@@ -234,7 +246,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
   'connectTimeoutMs', 'leakDetectionMs', 'unavailableTimeoutMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
-  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle',
+  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle', 'multiplex',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -259,8 +271,10 @@ export function defaultCheckFor(wanted: TargetSessionAttrs): ClientHook {
  * Unknown options are an error: a typo such as `maxIdle` would otherwise silently keep
  * the default.
  */
-export function resolvePoolOptions(config: PgPoolConfig = {}, ClientClass?: ClientConstructor): ResolvedPoolOptions {
-  if (config === null || typeof config !== 'object') {
+export function resolvePoolOptions(given: PgPoolConfig | null = {}, ClientClass?: ClientConstructor): ResolvedPoolOptions {
+  // pg.Pool takes null as "no config" too.
+  const config = given ?? {};
+  if (typeof config !== 'object') {
     throw new PoolConfigError('default', 'options must be an object, e.g. { connectionString }');
   }
   const name = config.name ?? POOL_DEFAULTS.name;
@@ -327,7 +341,7 @@ export function resolvePoolOptions(config: PgPoolConfig = {}, ClientClass?: Clie
   if (options.allowExitOnIdle !== undefined && typeof options.allowExitOnIdle !== 'boolean') {
     fail('`allowExitOnIdle` must be true or false');
   }
-  const Client = options.Client ?? ClientClass ?? PgClient;
+  const Client = options.Client ?? ClientClass ?? pg.Client;
   if (typeof Client !== 'function') fail('`Client` must be a class such as pg.Client');
   const maxLifetimeMs = duration('maxLifetimeMs', 1);
   const maxIdleMs = duration('maxIdleMs', 1);
@@ -360,6 +374,7 @@ export function resolvePoolOptions(config: PgPoolConfig = {}, ClientClass?: Clie
     Client: Client as PgClientClass,
     maxUses,
     allowExitOnIdle: options.allowExitOnIdle ?? false,
+    multiplex: multiplexSettings(options.multiplex, fail),
     maxLifetimeSeconds: maxLifetimeMs === Number.POSITIVE_INFINITY ? 0 : maxLifetimeMs / 1000,
     idleTimeoutMillis: maxIdleMs === Number.POSITIVE_INFINITY ? null : maxIdleMs,
   };
@@ -403,7 +418,10 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
     ? hostList.map((entry) => (typeof entry === 'string' ? parseHostPort(entry) : { host: entry.host ?? 'localhost', port: entry.port ?? 5432 }))
     // One server, from `host`/`port` or pg's own fallbacks (PGHOST, PGPORT), named
     // explicitly so that every connection the pool makes goes to the same place.
-    : urlHosts ?? [{ host: clientConfig.host ?? process.env.PGHOST ?? 'localhost', port: Number(clientConfig.port ?? process.env.PGPORT ?? 5432) }];
+    : urlHosts ?? [{
+      host: clientConfig.host ?? process.env.PGHOST ?? pgDefaults.host ?? 'localhost',
+      port: Number(clientConfig.port ?? process.env.PGPORT ?? pgDefaults.port ?? 5432),
+    }];
   if (hosts.length === 0) fail('`connection.hosts` must list at least one host');
   return {
     clientConfig,
@@ -412,6 +430,25 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
     urlLoadBalance: urlBalance === undefined ? undefined : urlBalance === 'random',
   };
 }
+
+/** Defaults of the `multiplex` option. */
+const MULTIPLEX_DEPTH = 16;
+/** A statement outstanding this long makes its shared connection the last choice for new ones. */
+const MULTIPLEX_SLOW_MS = 10;
+
+function multiplexSettings(value: PgPoolOptions['multiplex'], fail: (message: string) => never): MultiplexSettings | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value !== true && (value === null || typeof value !== 'object')) fail('`multiplex` must be true, false or { depth, connections }');
+  const { depth = MULTIPLEX_DEPTH, connections, ...rest } = value === true ? {} : value;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) fail(`\`multiplex\` takes depth and connections, not ${unknown.join(', ')}`);
+  checkInteger('multiplex.depth', depth, 1, fail);
+  if (connections !== undefined) checkInteger('multiplex.connections', connections, 1, fail);
+  return { depth, connections, slowMs: MULTIPLEX_SLOW_MS };
+}
+
+/** pg's own defaults (`pg.defaults`), which apps may set, consulted after the PG* environment as pg does. */
+const pgDefaults = pg.defaults as { host?: string; port?: number };
 
 /** The bound on the pool's own work when `connectTimeoutMs` is 0 (see `workBoundMs`). */
 const DEFAULT_WORK_BOUND_MS = 10_000;

@@ -10,6 +10,8 @@ export const POOL_GAUGES = {
   poolSize: 'Connections managed now: idle, in use, being returned or being opened',
   poolAvailable: 'Idle connections ready to hand out',
   requestsWaiting: 'Requests waiting for a connection now',
+  multiplexConnections: 'Connections shared by multiplexed statements now (the multiplex option)',
+  multiplexInFlight: 'Statements written on shared connections and not yet answered',
 } as const;
 
 /** Counters add up since the pool's creation or its last `resetStats()`. */

@@ -73,6 +73,34 @@ describe('PgPool as a drop-in for pg.Pool', () => {
     }
   });
 
+  it('takes its host and port from pg.defaults when neither the config nor PG* give them, as pg does', async () => {
+    const { host, port, user, password, database } = parseIntoClientConfig(testUrl());
+    const saved = { host: pg.defaults.host, port: pg.defaults.port };
+    Object.assign(pg.defaults, { host, port: Number(port) });
+    try {
+      const pool = new PgPool({ user, password: password as string, database: database ?? undefined, application_name: uniqueAppName(), logger: recordingLogger() });
+      trackedPools.add(pool);
+      expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      Object.assign(pg.defaults, saved);
+    }
+  });
+
+  it('keeps its connections through what pg.Pool survives: a null query, a pg.Query, a query_timeout', async () => {
+    const pool = pgStylePool({ min: 0, max: 1, query_timeout: 300, acquireTimeoutMs: 1_500, connectTimeoutMs: 10_000 } as pg.PoolConfig);
+    await expect(pool.query(undefined as unknown as string)).rejects.toThrow(/null or undefined query/);
+    expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    // A pg.Query: a promise of its result, as pg.Pool gives, errors included.
+    const viaQuery = pool.query(new pg.Query('SELECT 2 AS two')) as unknown as Promise<pg.QueryResult>;
+    expect((await viaQuery).rows).toEqual([{ two: 2 }]);
+    await expect(pool.query(new pg.Query('SELECT nope')) as unknown as Promise<unknown>).rejects.toMatchObject({ code: '42703' });
+    // A client-side timeout leaves the statement running: the connection is closed, not
+    // waited for, so the next request is served within its 1.5 s acquire timeout.
+    await expect(pool.query('SELECT pg_sleep(3)')).rejects.toThrow(/Query read timeout/);
+    expect((await pool.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
   it("uses the client class given as pg.Pool's second argument", async () => {
     const made: string[] = [];
     class CountingClient extends pg.Client {
@@ -114,7 +142,10 @@ describe('PgPool as a drop-in for pg.Pool', () => {
     expect(error).toMatchObject({ code: '42P01' });
     expect(result).toBeUndefined();
     expect(pool.checkedOutCount).toBe(0);
-    expect(() => (pool.query as (f: unknown) => unknown)(() => undefined)).toThrow(/Passing a function as the first parameter/);
+    const misuse = await new Promise<Error>((resolve) => {
+      void ((pool.query as (f: unknown) => Promise<unknown>)((error: Error) => resolve(error))).catch(() => undefined);
+    });
+    expect(misuse.message).toMatch(/Passing a function as the first parameter/);
   });
 
   it('end(callback) calls back once closed; a closed pool refuses with pg.Pool\'s wording', async () => {

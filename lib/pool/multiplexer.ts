@@ -1,0 +1,310 @@
+import type { Client, QueryConfig, QueryResult } from 'pg';
+import { connectionOf } from './checkout-handle.js';
+import { monotonicNow } from './clock.js';
+import { PoolTimeoutError, TooManyRequestsError } from './errors.js';
+import type { PooledClient } from './pooled-client.js';
+import type { PoolCounters } from './pool-stats.js';
+
+/** How statement-level work shares connections (the `multiplex` option, resolved). */
+export interface MultiplexSettings {
+  /** Statements written on one shared connection and not yet answered, at most. */
+  depth: number;
+  /** Shared connections at most (they count towards `max`, as checkouts do); undefined: `max`. */
+  connections: number | undefined;
+  /** A statement outstanding longer than this marks its connection slow: new ones go elsewhere. */
+  slowMs: number;
+}
+
+/** What the multiplexer needs of its pool. */
+export interface MultiplexedPool {
+  readonly name: string;
+  readonly acquireTimeoutMs: number;
+  readonly maxWaiting: number;
+  readonly counters: PoolCounters;
+  /** The pool's `max` now (the default bound on shared connections). */
+  readonly max: number;
+  /** A checkout, as any borrower's: the shared connections wait in the same FIFO line. */
+  acquire(): Promise<PooledClient>;
+  /** Requests waiting for a connection now, the multiplexer's own included. */
+  waitingCount(): number;
+}
+
+/**
+ * One shared connection: a checked-out client in pg's pipeline mode, on which statements
+ * are written without waiting for the ones before them (each with its own Sync, so an
+ * error fails its own statement only).
+ */
+class Lane {
+  inFlight = 0;
+  /** When each outstanding statement was written, oldest first (answers come in order). */
+  readonly sentAt: number[] = [];
+  /** No new statements: given back once its last one is answered. */
+  draining = false;
+  broken: Error | undefined;
+  /** An idle check is scheduled (see `answered`). */
+  idleCheck = false;
+
+  constructor(readonly handle: PooledClient, readonly client: Client) {}
+
+  /** How busy it looks to a new statement: a slow statement at its head counts as a full lane. */
+  load(now: number, settings: MultiplexSettings): number {
+    const slow = this.sentAt.length > 0 && now - this.sentAt[0] > settings.slowMs;
+    return slow ? this.inFlight + settings.depth : this.inFlight;
+  }
+}
+
+interface Pending {
+  config: QueryConfig;
+  resolve: (result: QueryResult) => void;
+  reject: (error: Error) => void;
+  deadline: number;
+}
+
+/** Statements that may share a connection: they change no session or transaction state. */
+const SHAREABLE = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'table', 'merge']);
+
+/**
+ * The first keyword of a statement, past whitespace, comments and opening parentheses:
+ * what decides whether it may go on a shared connection.
+ */
+export function firstKeyword(text: string): string {
+  const match = /^(?:\s|\(|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/.exec(text);
+  return match ? match[1].toLowerCase() : '';
+}
+
+/**
+ * Whether `pool.query()` may put this statement on a shared connection: plain
+ * statement-level SQL (SELECT, INSERT, UPDATE, DELETE, WITH, VALUES, TABLE, MERGE), not a
+ * cursor, not `rows`, not a named statement. Everything else (BEGIN, SET, LISTEN, COPY,
+ * CALL, DO...) gets a connection of its own, where its effect cannot reach anyone else.
+ */
+export function isShareable(config: QueryConfig & { rows?: unknown }): boolean {
+  return typeof config.text === 'string' && config.name === undefined && config.rows === undefined &&
+    SHAREABLE.has(firstKeyword(config.text)) && !SEVERAL_COMMANDS.test(config.text);
+}
+
+/**
+ * A `;` before the end: perhaps several commands (`SELECT 1; SET ROLE x`), which the simple
+ * protocol would run, one of them able to change the shared session. Such text goes to a
+ * connection of its own (a `;` inside a string literal is sent there too: safe, if slower).
+ */
+const SEVERAL_COMMANDS = /;\s*\S/;
+
+/**
+ * Multiplexing (the `multiplex` option): `pool.query()` statements written onto a few
+ * shared connections, pipelined, each to the connection with the least outstanding work.
+ * Shared connections are checkouts of the pool's like any other: they count towards
+ * `max`, wait in its FIFO line, go through its return checks, and are given back as soon
+ * as a checkout is waiting for a connection and their last statement is answered.
+ */
+export class Multiplexer {
+  private readonly lanes: Lane[] = [];
+  private readonly queue: Pending[] = [];
+  /** Shared connections being acquired. */
+  private opening = 0;
+  private queueTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly pool: MultiplexedPool, private readonly settings: MultiplexSettings) {}
+
+  /** Shared connections held now. */
+  get connections(): number {
+    return this.lanes.length;
+  }
+
+  /** Statements written on shared connections and not yet answered. */
+  get inFlight(): number {
+    let total = 0;
+    for (const lane of this.lanes) total += lane.inFlight;
+    return total;
+  }
+
+  /** Runs one statement on a shared connection, waiting (FIFO, up to the acquire timeout) for room. */
+  run(config: QueryConfig): Promise<QueryResult> {
+    this.pool.counters.requestsNum++;
+    const lane = this.pick();
+    if (lane && this.queue.length === 0) return this.send(lane, config);
+    const { maxWaiting } = this.pool;
+    if (maxWaiting > 0 && this.queue.length >= maxWaiting) {
+      this.pool.counters.requestsErrors++;
+      return Promise.reject(new TooManyRequestsError(this.pool.name,
+        `${this.queue.length} statements are already waiting for a shared connection (maxWaiting ${maxWaiting})`));
+    }
+    this.pool.counters.requestsQueued++;
+    return new Promise<QueryResult>((resolve, reject) => {
+      this.queue.push({ config, resolve, reject, deadline: monotonicNow() + this.pool.acquireTimeoutMs });
+      this.armQueueTimer();
+      this.grow();
+    });
+  }
+
+  /** The pool is closing: queued statements fail, shared connections go back once answered. */
+  close(error: Error): void {
+    this.closed = true;
+    clearTimeout(this.queueTimer);
+    for (const pending of this.queue.splice(0)) pending.reject(error);
+    for (const lane of [...this.lanes]) {
+      lane.draining = true;
+      this.giveBackIfDone(lane);
+    }
+  }
+
+  /**
+   * The lane for a new statement: the least loaded with room; a lane with nothing in
+   * flight at once. Opens another shared connection (in the background) when every
+   * lane has work and the bound allows, so load spreads as it grows.
+   */
+  private pick(): Lane | undefined {
+    const now = monotonicNow();
+    let best: Lane | undefined;
+    let bestLoad = Infinity;
+    for (const lane of this.lanes) {
+      if (lane.draining || lane.inFlight >= this.settings.depth) continue;
+      // Its connection failed and pg has not told us yet, or is about to.
+      if (connectionOf(lane.handle)?.isLost) {
+        this.retire(lane);
+        continue;
+      }
+      const load = lane.load(now, this.settings);
+      if (load < bestLoad) {
+        best = lane;
+        bestLoad = load;
+        if (load === 0) return lane;
+      }
+    }
+    this.grow();
+    // A lane whose head is slow is used only when there is no other way.
+    if (best && bestLoad >= this.settings.depth && this.opening > 0) return undefined;
+    return best;
+  }
+
+  /** Opens one more shared connection if every lane is busy and the bound allows. */
+  private grow(): void {
+    if (this.closed || this.lanes.length + this.opening >= (this.settings.connections ?? this.pool.max)) return;
+    // One at a time: a burst does not take every connection from the checkouts at once.
+    if (this.opening > 0) return;
+    this.opening++;
+    this.pool.acquire().then((handle) => {
+      this.opening--;
+      const client = connectionOf(handle)?.client as Client;
+      if (this.closed) {
+        handle.release();
+        return;
+      }
+      setPipeline(client, true);
+      const lane = new Lane(handle, client);
+      client.once('error', (error: Error) => {
+        lane.broken = error;
+        this.retire(lane);
+      });
+      this.lanes.push(lane);
+      this.flush();
+    }, (error: Error) => {
+      this.opening--;
+      // No shared connection to be had (server down, pool closed, timeout): statements
+      // that no lane can take fail with the reason now rather than at their deadline.
+      if (this.lanes.length === 0) {
+        for (const pending of this.queue.splice(0)) {
+          this.pool.counters.requestsErrors++;
+          pending.reject(error);
+        }
+      }
+    });
+  }
+
+  private send(lane: Lane, config: QueryConfig): Promise<QueryResult> {
+    lane.inFlight++;
+    lane.sentAt.push(monotonicNow());
+    const sent = lane.handle.query(config);
+    return sent.then((result) => {
+      this.answered(lane);
+      return result;
+    }, (error: unknown) => {
+      this.answered(lane);
+      throw error;
+    });
+  }
+
+  private answered(lane: Lane): void {
+    lane.inFlight--;
+    lane.sentAt.shift();
+    // A checkout (not a shared connection of ours) waits, or the connection is past its
+    // lifetime: this lane takes nothing new and goes back (for the checkout, or to be
+    // replaced) once its last statement is answered.
+    const connection = connectionOf(lane.handle);
+    if (this.pool.waitingCount() > this.opening || (connection && connection.expiresAt <= monotonicNow())) lane.draining = true;
+    if (lane.inFlight === 0 && !lane.draining && !lane.idleCheck) {
+      // Nothing more came in this turn of the event loop: the lane goes back to the pool,
+      // where idle limits and checks apply. A caller that sends its next statement as soon
+      // as the last is answered finds the lane still there.
+      lane.idleCheck = true;
+      setImmediate(() => {
+        lane.idleCheck = false;
+        if (lane.inFlight === 0 && this.queue.length === 0) {
+          lane.draining = true;
+          this.giveBackIfDone(lane);
+        }
+      });
+    }
+    this.giveBackIfDone(lane);
+    this.flush();
+  }
+
+  /** Queued statements onto lanes with room, in order. */
+  private flush(): void {
+    while (this.queue.length > 0) {
+      const lane = this.pick();
+      if (!lane) return;
+      const pending = this.queue.shift() as Pending;
+      this.send(lane, pending.config).then(pending.resolve, pending.reject);
+    }
+    if (this.queue.length === 0) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = undefined;
+    }
+  }
+
+  /** A lane that is draining or broken goes back to the pool once nothing is in flight on it. */
+  private giveBackIfDone(lane: Lane): boolean {
+    if (!(lane.draining || lane.broken) || lane.inFlight > 0) return false;
+    const index = this.lanes.indexOf(lane);
+    if (index < 0) return false;
+    this.lanes.splice(index, 1);
+    setPipeline(lane.client, false);
+    lane.handle.release(lane.broken ?? false);
+    return true;
+  }
+
+  /** A lane whose connection failed: every statement on it has failed (pg fails them); no new ones. */
+  private retire(lane: Lane): void {
+    lane.draining = true;
+    this.giveBackIfDone(lane);
+  }
+
+  private armQueueTimer(): void {
+    if (this.queueTimer || this.queue.length === 0) return;
+    const wait = Math.max(0, this.queue[0].deadline - monotonicNow());
+    this.queueTimer = setTimeout(() => {
+      this.queueTimer = undefined;
+      const now = monotonicNow();
+      while (this.queue.length > 0 && this.queue[0].deadline <= now) {
+        const pending = this.queue.shift() as Pending;
+        this.pool.counters.requestsTimeouts++;
+        this.pool.counters.requestsErrors++;
+        pending.reject(new PoolTimeoutError(this.pool.name, `timeout exceeded when trying to connect: no room on a shared connection ` +
+          `within ${this.pool.acquireTimeoutMs} ms (${this.lanes.length} shared, ${this.inFlight} statements in flight)`));
+      }
+      this.armQueueTimer();
+    }, wait);
+    this.queueTimer.unref();
+  }
+}
+
+/**
+ * pg reads `pipeline` at each send, so a client with nothing queued can switch: on while
+ * it is a shared connection, off again before it goes back to the pool (where a checkout
+ * may use cursors, which pipeline mode refuses). Typed read-only by @types/pg.
+ */
+function setPipeline(client: Client, on: boolean): void {
+  (client as { pipeline: boolean }).pipeline = on;
+}
