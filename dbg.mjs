@@ -2,23 +2,20 @@ import { PgPool } from '/work/main/dist/index.js';
 import pg from 'pg';
 import postgres from 'postgres';
 const url = process.env.URL;
-const setup = new pg.Client(url); await setup.connect();
-await setup.query('CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, name text, score float8)');
-await setup.query("INSERT INTO bench_rows SELECT i, 'name ' || i, random() FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING"); await setup.end();
-async function bench(name, q, conc, n = 20000) {
-  const per = Math.ceil(n / conc); const t = performance.now();
-  await Promise.all(Array.from({ length: conc }, async (_, w) => { for (let i = 0; i < per; i++) await q((w*per+i)%1000+1); }));
-  const s = (performance.now() - t) / 1000; return Math.round(per * conc / s);
+async function bench(q, conc, n = 30000) {
+  const per = Math.ceil(n / conc); const t = performance.now(); const lat = [];
+  await Promise.all(Array.from({ length: conc }, async (_, w) => { for (let i = 0; i < per; i++) { const s = performance.now(); await q((w*per+i)%1000+1); lat.push(performance.now()-s);} }));
+  const sec = (performance.now() - t) / 1000; lat.sort((a,b)=>a-b); return [Math.round(per * conc / sec), lat[Math.floor(lat.length*0.99)].toFixed(1)];
 }
-const m = new PgPool({ connectionString: url, min: 10, max: 10, multiplex: true });
-const p = new PgPool({ connectionString: url, min: 10, max: 10 });
-const g = new pg.Pool({ connectionString: url, max: 10 });
+const subjects = { d16: new PgPool({ connectionString: url, min: 10, max: 10, multiplex: { depth: 16 } }),
+  d64: new PgPool({ connectionString: url, min: 10, max: 10, multiplex: { depth: 64 } }),
+  d256: new PgPool({ connectionString: url, min: 10, max: 10, multiplex: { depth: 256 } }),
+  pg: new pg.Pool({ connectionString: url, max: 10 }) };
 const sql = postgres(url, { max: 10 });
-const subjects = { mux: m, PgPool: p, 'pg.Pool': g };
-for (const kind of ['one', 'row']) for (const conc of [1, 16, 256]) {
+for (const kind of ['one', 'row']) for (const conc of [16, 256]) {
   const out = {};
-  for (const [n, pool] of Object.entries(subjects)) out[n] = await bench(n, kind === 'one' ? () => pool.query('SELECT 1') : (id) => pool.query('SELECT id, name, score FROM bench_rows WHERE id = $1', [id]), conc);
-  out['pgjs'] = await bench('pgjs', kind === 'one' ? () => sql`SELECT 1` : (id) => sql`SELECT id, name, score FROM bench_rows WHERE id = ${id}`, conc);
-  console.log(kind, conc, JSON.stringify(out), 'mux/pg', (out.mux / out['pg.Pool']).toFixed(2), 'mux/pgjs', (out.mux / out.pgjs).toFixed(2));
+  for (let r = 0; r < 2; r++) for (const [n, pool] of Object.entries(subjects)) out[n] = await bench(kind === 'one' ? () => pool.query('SELECT 1') : (id) => pool.query('SELECT id, name, score FROM bench_rows WHERE id = $1', [id]), conc);
+  out['pgjs'] = await bench(kind === 'one' ? () => sql`SELECT 1` : (id) => sql`SELECT id, name, score FROM bench_rows WHERE id = ${id}`, conc);
+  console.log(kind, conc, JSON.stringify(out));
 }
-await Promise.all([m.end(), p.end(), g.end(), sql.end()]);
+await Promise.all([...Object.values(subjects).map(p => p.end()), sql.end()]);

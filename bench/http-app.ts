@@ -3,8 +3,8 @@ import { Controller, Get, Inject, Injectable, Module, UseInterceptors, type Call
 import type { Observable } from 'rxjs';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
-import type { PooledClient } from 'nestjs-pg-pool';
-import { Conn, PgPoolModule, UseConnection } from 'nestjs-pg-pool/nest';
+import type { PgPool, PooledClient } from 'nestjs-pg-pool';
+import { Conn, InjectPool, PgPoolModule, UseConnection } from 'nestjs-pg-pool/nest';
 
 /**
  * The HTTP benchmark's server, run in its own process: the same query through
@@ -22,7 +22,7 @@ class NoopInterceptor implements NestInterceptor {
 
 @Controller()
 class BenchController {
-  constructor(@Inject(HAND_POOL) private readonly pool: pg.Pool) {}
+  constructor(@Inject(HAND_POOL) private readonly pool: pg.Pool, @InjectPool('mux') private readonly mux: PgPool) {}
 
   @Get('use-connection')
   @UseConnection()
@@ -35,11 +35,28 @@ class BenchController {
     return (await this.pool.query('SELECT 1 AS one')).rows[0];
   }
 
+  /** TechEmpower's "multiple queries": 20 independent lookups per request, on the multiplexed pool. */
+  @Get('queries-multiplexed')
+  queriesMultiplexed(): Promise<unknown[]> {
+    return twentyLookups((id) => this.mux.query('SELECT id, name, score FROM bench_rows WHERE id = $1', [id]));
+  }
+
+  /** The same on pg.Pool by hand. */
+  @Get('queries-by-hand')
+  queriesByHand(): Promise<unknown[]> {
+    return twentyLookups((id) => this.pool.query('SELECT id, name, score FROM bench_rows WHERE id = $1', [id]));
+  }
+
   @Get('by-hand-intercepted')
   @UseInterceptors(NoopInterceptor)
   async byHandIntercepted(): Promise<unknown> {
     return (await this.pool.query('SELECT 1 AS one')).rows[0];
   }
+}
+
+async function twentyLookups(lookup: (id: number) => Promise<pg.QueryResult>): Promise<unknown[]> {
+  const ids = Array.from({ length: 20 }, () => 1 + Math.floor(Math.random() * 1000));
+  return (await Promise.all(ids.map(lookup))).map((result) => result.rows[0]);
 }
 
 class HandPoolCloser implements OnApplicationShutdown {
@@ -51,7 +68,10 @@ class HandPoolCloser implements OnApplicationShutdown {
 }
 
 @Module({
-  imports: [PgPoolModule.forRoot({ connectionString: process.env.URL, min: 10, max: 10 })],
+  imports: [PgPoolModule.forRoot([
+    { connectionString: process.env.URL, min: 10, max: 10 },
+    { name: 'mux', connectionString: process.env.URL, min: 10, max: 10, multiplex: true },
+  ])],
   controllers: [BenchController],
   providers: [
     { provide: HAND_POOL, useFactory: () => new pg.Pool({ connectionString: process.env.URL, max: 10 }) },

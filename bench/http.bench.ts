@@ -1,12 +1,13 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import { formatNumber, interleaved, median, printTable, ratio } from './measure.js';
 
 const DURATION_S = 5;
 const CONNECTIONS = 32;
 const ROUNDS = 3;
-const ROUTES = ['use-connection', 'by-hand', 'by-hand-intercepted'] as const;
+const ROUTES = ['use-connection', 'by-hand', 'by-hand-intercepted', 'queries-multiplexed', 'queries-by-hand'] as const;
 
 /** Starts bench/http-app in its own process, so the load generator does not share its event loop. */
 async function startServer(url: string): Promise<{ port: number; stop(): Promise<void> }> {
@@ -29,6 +30,11 @@ async function startServer(url: string): Promise<{ port: number; stop(): Promise
 }
 
 export async function httpBenchmark(url: string): Promise<Record<string, number>> {
+  const setup = new pg.Client(url);
+  await setup.connect();
+  await setup.query('CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, name text, score float8)');
+  await setup.query("INSERT INTO bench_rows SELECT i, 'name ' || i, random() FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING");
+  await setup.end();
   const server = await startServer(url);
   try {
     const load = (route: string, seconds: number) => autocannon({
@@ -51,7 +57,14 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
           formatNumber(median(results['by-hand-intercepted'].map((r) => r.p99))), ratio(intercepted, hand)],
       ]);
     console.log('   The no-op interceptor row is the floor for any interceptor: Nest\'s interceptor pipeline alone.');
-    return { httpRatio: ours / hand, interceptorFloor: intercepted / hand };
+    const muxed = median(results['queries-multiplexed'].map((r) => r.rps));
+    const handQueries = median(results['queries-by-hand'].map((r) => r.rps));
+    printTable(`4b. Through Nest: 20 independent row lookups per request (Promise.all), same run (Node ${process.version})`,
+      ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand'], [
+        ['PgPool, multiplex: true', formatNumber(muxed), formatNumber(median(results['queries-multiplexed'].map((r) => r.p99))), ratio(muxed, handQueries)],
+        ['pg.Pool.query by hand', formatNumber(handQueries), formatNumber(median(results['queries-by-hand'].map((r) => r.p99))), '1.00x'],
+      ]);
+    return { httpRatio: ours / hand, interceptorFloor: intercepted / hand, multiplexedQueries: muxed / handQueries };
   } finally {
     await server.stop();
   }

@@ -13,11 +13,13 @@ export {
   type ClientHook,
   type ClientConstructor,
   type PgClientClass,
+  type MultiplexOptions,
   type ReconnectFailedInfo,
   type ReconnectingPool,
 } from './pool-options.js';
 export type { IsolationLevel, TransactionOptions } from './transaction-options.js';
 export type { PgPoolConfig } from './pg-pool-config.js';
+export type { MultiplexSettings } from './multiplexer.js';
 export type { ConnectCallback, QueryCallback } from './pg-callbacks.js';
 export { redactConnectionString } from './redact.js';
 export { ConnectionTarget } from './connection-target.js';

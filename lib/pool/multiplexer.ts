@@ -38,17 +38,27 @@ class Lane {
   inFlight = 0;
   /** When each outstanding statement was written, oldest first (answers come in order). */
   readonly sentAt: number[] = [];
+  /** The text of each outstanding statement, in the same order: to learn how long each kind takes. */
+  readonly texts: string[] = [];
+  /** Whether each outstanding statement was counted in `slowOutstanding` when written. */
+  readonly slowFlags: boolean[] = [];
+  /** Outstanding statements known to be slow (see `Multiplexer.durations`). */
+  slowOutstanding = 0;
+  /** When the last answer came: the next statement's service began then, or when it was sent. */
+  lastAnswerAt = 0;
   /** No new statements: given back once its last one is answered. */
   draining = false;
   broken: Error | undefined;
   /** An idle check is scheduled (see `answered`). */
   idleCheck = false;
+  /** Its listener on the client's `error`, removed when the lane goes back. */
+  onError: ((error: Error) => void) | undefined;
 
   constructor(readonly handle: PooledClient, readonly client: Client) {}
 
   /** How busy it looks to a new statement: a slow statement at its head counts as a full lane. */
   load(now: number, settings: MultiplexSettings): number {
-    const slow = this.sentAt.length > 0 && now - this.sentAt[0] > settings.slowMs;
+    const slow = this.slowOutstanding > 0 || (this.sentAt.length > 0 && now - Math.max(this.sentAt[0], this.lastAnswerAt) > settings.slowMs);
     return slow ? this.inFlight + settings.depth : this.inFlight;
   }
 }
@@ -59,6 +69,9 @@ interface Pending {
   reject: (error: Error) => void;
   deadline: number;
 }
+
+/** How many statement texts the multiplexer remembers the duration of. */
+const MAX_TEXTS_REMEMBERED = 1_000;
 
 /** Statements that may share a connection: they change no session or transaction state. */
 const SHAREABLE = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'table', 'merge']);
@@ -104,6 +117,12 @@ export class Multiplexer {
   private opening = 0;
   private queueTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /**
+   * How long each statement text took the server last time (its service time, not its
+   * wait in the pipeline), for the texts seen lately: a statement known to be slow marks
+   * its lane slow from the moment it is written, so fast ones are not queued behind it.
+   */
+  private readonly durations = new Map<string, number>();
 
   constructor(private readonly pool: MultiplexedPool, private readonly settings: MultiplexSettings) {}
 
@@ -193,12 +212,15 @@ export class Multiplexer {
       }
       setPipeline(client, true);
       const lane = new Lane(handle, client);
-      client.once('error', (error: Error) => {
+      lane.onError = (error: Error) => {
         lane.broken = error;
         this.retire(lane);
-      });
+      };
+      client.once('error', lane.onError);
       this.lanes.push(lane);
       this.flush();
+      // It came when the burst that asked for it was over: back it goes, unless work comes this turn.
+      this.releaseWhenIdle(lane);
     }, (error: Error) => {
       this.opening--;
       // No shared connection to be had (server down, pool closed, timeout): statements
@@ -215,6 +237,10 @@ export class Multiplexer {
   private send(lane: Lane, config: QueryConfig): Promise<QueryResult> {
     lane.inFlight++;
     lane.sentAt.push(monotonicNow());
+    lane.texts.push(config.text);
+    const slow = (this.durations.get(config.text) ?? 0) > this.settings.slowMs;
+    lane.slowFlags.push(slow);
+    if (slow) lane.slowOutstanding++;
     const sent = lane.handle.query(config);
     return sent.then((result) => {
       this.answered(lane);
@@ -227,27 +253,44 @@ export class Multiplexer {
 
   private answered(lane: Lane): void {
     lane.inFlight--;
-    lane.sentAt.shift();
+    const now = monotonicNow();
+    const sentAt = lane.sentAt.shift() as number;
+    const text = lane.texts.shift() as string;
+    if (lane.slowFlags.shift()) lane.slowOutstanding--;
+    // Answers come in order: this one's service began when it was sent or when the one before was answered.
+    this.learn(text, now - Math.max(sentAt, lane.lastAnswerAt));
+    lane.lastAnswerAt = now;
     // A checkout (not a shared connection of ours) waits, or the connection is past its
     // lifetime: this lane takes nothing new and goes back (for the checkout, or to be
     // replaced) once its last statement is answered.
     const connection = connectionOf(lane.handle);
     if (this.pool.waitingCount() > this.opening || (connection && connection.expiresAt <= monotonicNow())) lane.draining = true;
-    if (lane.inFlight === 0 && !lane.draining && !lane.idleCheck) {
-      // Nothing more came in this turn of the event loop: the lane goes back to the pool,
-      // where idle limits and checks apply. A caller that sends its next statement as soon
-      // as the last is answered finds the lane still there.
-      lane.idleCheck = true;
-      setImmediate(() => {
-        lane.idleCheck = false;
-        if (lane.inFlight === 0 && this.queue.length === 0) {
-          lane.draining = true;
-          this.giveBackIfDone(lane);
-        }
-      });
-    }
+    this.releaseWhenIdle(lane);
     this.giveBackIfDone(lane);
     this.flush();
+  }
+
+  /**
+   * A lane with nothing in flight goes back to the pool, where idle limits and checks
+   * apply, if nothing more comes in this turn of the event loop: a caller that sends its
+   * next statement as soon as the last is answered finds the lane still there.
+   */
+  private releaseWhenIdle(lane: Lane): void {
+    if (lane.inFlight > 0 || lane.draining || lane.idleCheck) return;
+    lane.idleCheck = true;
+    setImmediate(() => {
+      lane.idleCheck = false;
+      if (lane.inFlight === 0 && this.queue.length === 0) {
+        lane.draining = true;
+        this.giveBackIfDone(lane);
+      }
+    });
+  }
+
+  private learn(text: string, serviceMs: number): void {
+    // Bounded: an app with endless distinct texts (values spliced into SQL) forgets and starts over.
+    if (this.durations.size >= MAX_TEXTS_REMEMBERED && !this.durations.has(text)) this.durations.clear();
+    this.durations.set(text, serviceMs);
   }
 
   /** Queued statements onto lanes with room, in order. */
@@ -271,6 +314,7 @@ export class Multiplexer {
     if (index < 0) return false;
     this.lanes.splice(index, 1);
     setPipeline(lane.client, false);
+    if (lane.onError) lane.client.off('error', lane.onError);
     lane.handle.release(lane.broken ?? false);
     return true;
   }

@@ -249,13 +249,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return this.poolState === 'open' && (this.connections.size > 0 || this.maintainer.failure === undefined);
   }
 
-  /** Clients checked out now and not yet released. O(size): for tests and diagnostics. */
+  /**
+   * Clients checked out now and not yet released, not counting the connections the
+   * multiplexer shares (`multiplexConnections` in the stats). O(size): for tests and diagnostics.
+   */
   get checkedOutCount(): number {
     let count = 0;
     for (const connection of this.connections) {
       if (connection.state === 'in-use') count++;
     }
-    return count;
+    return count - (this.multiplexer?.connections ?? 0);
   }
 
   /** pg.Pool-compatible: true once `close()`/`end()` was called. */
@@ -513,7 +516,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       this.emit('release', destroy instanceof Error ? destroy : undefined, handle);
     }
     if (destroy) {
-      this.discard(connection, 'released-with-error');
+      // Released with the error that killed it: a lost connection, counted as one.
+      if (connection.isLost) this.discardLost(connection, 'broken');
+      else this.discard(connection, 'released-with-error');
       return RESOLVED;
     }
     // The common case, with nothing to wait for: back at once, no promise chain.

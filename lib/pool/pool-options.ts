@@ -141,11 +141,19 @@ export interface PgPoolOptions {
    * Multiplexing: `pool.query()` statements (SELECT, INSERT, UPDATE, DELETE, WITH...) are
    * pipelined onto shared connections, each to the one with the least outstanding work,
    * instead of taking a connection each. `true` for the defaults, or `{ depth, connections }`:
-   * statements in flight per shared connection (default 16), shared connections at most
+   * statements in flight per shared connection (default 64), shared connections at most
    * (default `max`; they count towards `max`). Checkouts still get a connection of their
    * own. Default off.
    */
-  multiplex?: boolean | { depth?: number; connections?: number };
+  multiplex?: boolean | MultiplexOptions;
+}
+
+/** The `multiplex` option's settings. */
+export interface MultiplexOptions {
+  /** Statements in flight per shared connection, at most. Default 64. */
+  depth?: number;
+  /** Shared connections at most; they count towards `max`. Default `max`. */
+  connections?: number;
 }
 
 /** `pg.ClientConfig`, plus a list of servers to try in order (libpq's multi-host). */
@@ -432,7 +440,7 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
 }
 
 /** Defaults of the `multiplex` option. */
-const MULTIPLEX_DEPTH = 16;
+const MULTIPLEX_DEPTH = 64;
 /** A statement outstanding this long makes its shared connection the last choice for new ones. */
 const MULTIPLEX_SLOW_MS = 10;
 

@@ -69,7 +69,7 @@ describe('stats', () => {
     await c[Symbol.asyncDispose]();
     const stats: PoolStats = pool.getStats();
     expect(Object.keys(stats).sort()).toEqual([
-      'connectionsErrors', 'connectionsLost', 'connectionsMs', 'connectionsNum', 'failovers', 'leaksDetected', 'poolAvailable', 'poolMax', 'poolMin',
+      'connectionsErrors', 'connectionsLost', 'connectionsMs', 'connectionsNum', 'failovers', 'leaksDetected', 'multiplexConnections', 'multiplexInFlight', 'poolAvailable', 'poolMax', 'poolMin',
       'poolSize', 'requestsErrors', 'requestsNum', 'requestsQueued', 'requestsTimeouts', 'requestsWaitMs',
       'requestsWaiting', 'returnsBad', 'usageMs',
     ]);

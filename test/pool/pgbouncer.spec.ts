@@ -58,6 +58,17 @@ describe('behind PgBouncer in transaction mode', () => {
     }
   });
 
+  it('multiplexes pool.query() statements through it: pipelined, each its own transaction, errors isolated', async () => {
+    const pool = bouncerPool({ min: 0, max: 4, multiplex: { depth: 16 } });
+    const running = Array.from({ length: 200 }, (_, i) => pool.query(i % 50 === 7 ? 'SELECT 1/0' : `SELECT ${i}::int AS i`));
+    const settled = await Promise.allSettled(running);
+    const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+    expect(failed).toEqual([7, 57, 107, 157]);
+    expect(settled.flatMap((r) => (r.status === 'fulfilled' ? [(r.value.rows[0] as { i: number }).i] : [])))
+      .toEqual(Array.from({ length: 200 }, (_, i) => i).filter((i) => i % 50 !== 7));
+    await eventually('the shared connections are back', () => pool.getStats().multiplexConnections === 0, 5_000);
+  });
+
   it('keeps withTransaction correct under concurrency on 5 server connections, with no session state', async () => {
     const pool = bouncerPool({ min: 2, max: 20 });
     let peakServer = 0;
