@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Inject, Injectable, Module, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor, type OnApplicationShutdown } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import pg from 'pg';
 import type { PgPool, PooledClient } from 'nestjs-pg-pool';
 import { Conn, InjectPool, PgPoolModule, UseConnection } from 'nestjs-pg-pool/nest';
@@ -81,7 +82,10 @@ class HandPoolCloser implements OnApplicationShutdown {
 })
 class BenchModule {}
 
-const app = await NestFactory.create(BenchModule, { logger: ['error'] });
+// PLATFORM=fastify: the same app on @nestjs/platform-fastify.
+const app = process.env.PLATFORM === 'fastify'
+  ? await NestFactory.create<NestFastifyApplication>(BenchModule, new FastifyAdapter(), { logger: ['error'] })
+  : await NestFactory.create(BenchModule, { logger: ['error'] });
 await app.listen(Number(process.env.PORT ?? 0), '127.0.0.1');
 console.log(`ready ${(app.getHttpServer().address() as { port: number }).port}`);
 process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));

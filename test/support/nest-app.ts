@@ -1,4 +1,5 @@
 import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { PgPoolRegistry } from '../../lib/nest/index.js';
 import { loggedLines, watchedPools } from './database.js';
@@ -35,11 +36,14 @@ export interface TestApp {
  * Boots a Nest application from this metadata, as `NestFactory.create` would, with a
  * recording logger. Its pools are watched by the after-each leak check.
  */
-export async function startApp(metadata: ModuleMetadata): Promise<TestApp> {
+export async function startApp(metadata: ModuleMetadata, options: { platform?: 'express' | 'fastify' } = {}): Promise<TestApp> {
   const logger = new RecordingNestLogger();
   const moduleRef = await Test.createTestingModule(metadata).setLogger(logger).compile();
-  const app = moduleRef.createNestApplication({ logger });
+  const app = options.platform === 'fastify'
+    ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger })
+    : moduleRef.createNestApplication({ logger });
   await app.init();
+  if (options.platform === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
   const registry = app.get(PgPoolRegistry);
   const pools = registry.ids().map((id) => registry.get(id));
   pools.forEach((pool) => watchedPools.add(pool));
