@@ -10,7 +10,7 @@ import type { UseConnectionSettings } from './use-connection-options.js';
 /** The HTTP response as far as disconnect detection needs it (Express's, or Fastify's `raw`). */
 interface ClosableResponse {
   writableFinished?: boolean;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
 
@@ -45,9 +45,31 @@ export class PgConnectionInterceptor implements NestInterceptor {
     private readonly registry: PgPoolRegistry,
   ) {}
 
+  /**
+   * The settings of each handler, read once: metadata does not change after bootstrap,
+   * and reading it is a measurable part of a one-query request. Keyed by handler, then
+   * class (a handler inherited by two controllers may get different class-level settings).
+   */
+  private readonly settingsOf = new WeakMap<object, WeakMap<object, UseConnectionSettings | null>>();
+
+  private settings(context: ExecutionContext): UseConnectionSettings | undefined {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let byClass = this.settingsOf.get(handler);
+    if (!byClass) {
+      byClass = new WeakMap();
+      this.settingsOf.set(handler, byClass);
+    }
+    let settings = byClass.get(controller);
+    if (settings === undefined) {
+      settings = this.reflector.getAllAndOverride<UseConnectionSettings | undefined>(USE_CONNECTION_METADATA, [handler, controller]) ?? null;
+      byClass.set(controller, settings);
+    }
+    return settings ?? undefined;
+  }
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const settings = this.reflector.getAllAndOverride<UseConnectionSettings | undefined>(
-      USE_CONNECTION_METADATA, [context.getHandler(), context.getClass()]);
+    const settings = this.settings(context);
     // Decorated on both the class and the handler, the interceptor runs twice: the outer
     // run opens the scope, the inner one finds it open and passes through.
     if (!settings || currentScope()?.clients.has(settings.pool)) return next.handle();
@@ -76,7 +98,8 @@ export class PgConnectionInterceptor implements NestInterceptor {
       const onClose = (): void => {
         if (!response?.writableFinished) abort();
       };
-      response?.once('close', onClose);
+      // on/off rather than once: once() wraps the listener in a closure per request.
+      response?.on('close', onClose);
 
       const work = async (acquired: PooledClient): Promise<void> => {
         client = acquired;
@@ -122,5 +145,5 @@ function run(pool: PgPool, settings: UseConnectionSettings, work: (client: Poole
 function closableResponse(response: unknown): ClosableResponse | undefined {
   const candidate = (response as { raw?: unknown } | undefined)?.raw ?? response;
   const closable = candidate as Partial<ClosableResponse> | undefined;
-  return typeof closable?.once === 'function' && typeof closable.off === 'function' ? closable as ClosableResponse : undefined;
+  return typeof closable?.on === 'function' && typeof closable.off === 'function' ? closable as ClosableResponse : undefined;
 }
