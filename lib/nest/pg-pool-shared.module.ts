@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { PgConnectionInterceptor } from './pg-connection.interceptor.js';
 import { PgPoolExceptionFilter } from './pg-pool-exception.filter.js';
 import { PgPoolMaintenanceService } from './pg-pool-maintenance.service.js';
@@ -12,6 +12,7 @@ import { PgPoolRegistry } from './pg-pool.registry.js';
  */
 @Global()
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     PgPoolRegistry,
     PgPoolMaintenanceService,

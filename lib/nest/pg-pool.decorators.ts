@@ -1,7 +1,7 @@
-import { applyDecorators, createParamDecorator, Inject, SetMetadata, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, Inject, type ExecutionContext } from '@nestjs/common';
 import type { PooledClient } from '../pool/index.js';
 import { currentConnection, currentScope } from './current-connection.js';
-import { PgConnectionInterceptor } from './pg-connection.interceptor.js';
+import { bindHandler, connPlaceholder, isBound, routeHandlers } from './handler-binding.js';
 import { DEFAULT_POOL_NAME, USE_CONNECTION_METADATA } from './pg-pool.constants.js';
 import { getPoolToken } from './pg-pool.utils.js';
 import type { UseConnectionOptions, UseConnectionSettings } from './use-connection-options.js';
@@ -28,12 +28,32 @@ export function UseConnection(poolOrOptions: string | UseConnectionOptions = {})
     timeoutMs: options.timeoutMs,
     fallback: options.fallback,
   };
-  return applyDecorators(SetMetadata(USE_CONNECTION_METADATA, settings), UseInterceptors(PgConnectionInterceptor));
+  return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor): PropertyDescriptor | void => {
+    if (key !== undefined && descriptor) {
+      descriptor.value = bindHandler(target, key, descriptor.value as (...args: unknown[]) => unknown, settings);
+      Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, descriptor.value as object);
+      return descriptor;
+    }
+    // On a controller: every route handler, own or inherited, that has no @UseConnection of its own.
+    const controller = target as { prototype: object };
+    Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, controller);
+    for (const { key: name, handler } of routeHandlers(controller)) {
+      if (isBound(handler)) continue;
+      const wrapped = bindHandler(controller.prototype, name, handler, settings);
+      Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, wrapped);
+      Object.defineProperty(controller.prototype, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+    }
+  }) as ClassDecorator & MethodDecorator;
 }
 
 /**
  * The request's client in a `@UseConnection` handler: `@Conn() client: PooledClient`.
  * Without a name, the connection of the handler's `@UseConnection`; with one, that pool's.
  */
-export const Conn = createParamDecorator((name: string | undefined, _context: ExecutionContext): PooledClient =>
-  currentConnection(name ?? currentScope()?.primary ?? DEFAULT_POOL_NAME));
+export const Conn = createParamDecorator((name: string | undefined, _context: ExecutionContext): PooledClient => {
+  // Inside a scope opened before the parameters are resolved (PgConnectionInterceptor):
+  // the client itself. Otherwise a stand-in that @UseConnection's handler replaces.
+  const scope = currentScope();
+  if (scope) return currentConnection(name ?? scope.primary ?? DEFAULT_POOL_NAME);
+  return connPlaceholder(name) as PooledClient;
+});

@@ -1,4 +1,6 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import { serveControllers, stopServing } from './handler-binding.js';
 import { PgPool, PoolConfigError, type PoolStats } from '../pool/index.js';
 import { DEFAULT_POOL_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './pg-pool.constants.js';
 import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
@@ -15,7 +17,7 @@ interface RegisteredPool {
  * On application shutdown it drains and closes them all.
  */
 @Injectable()
-export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
+export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('PgPoolModule');
   private readonly pools = new Map<string, RegisteredPool>();
   /** Pools still opening: a bootstrap that fails waits for them before closing all. */
@@ -23,7 +25,12 @@ export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShut
   /** Set once the application has started: a failure after that is one pool's alone. */
   private bootstrapped = false;
 
-  constructor(private readonly maintenance: PgPoolMaintenanceService) {}
+  constructor(private readonly maintenance: PgPoolMaintenanceService, private readonly discovery: DiscoveryService) {}
+
+  /** `@UseConnection` handlers find this registry on their controller instance. */
+  onModuleInit(): void {
+    serveControllers(this, this.discovery.getControllers().map((wrapper) => wrapper.instance as unknown));
+  }
 
   /**
    * Creates a pool, registers it under its name, schedules its maintenance and opens it.
@@ -120,6 +127,7 @@ export class PgPoolRegistry implements OnApplicationBootstrap, OnApplicationShut
 
   /** Nest's shutdown hook: drains and closes every pool. */
   async onApplicationShutdown(): Promise<void> {
+    stopServing(this);
     await this.closeAll();
   }
 }

@@ -1,0 +1,148 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { PoolUsageError, type PooledClient } from '../pool/index.js';
+import { bindConnection, closableResponse, poolFor } from './connection-binding.js';
+import { currentConnection, currentScope } from './current-connection.js';
+import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
+import type { PgPoolRegistry } from './pg-pool.registry.js';
+import type { UseConnectionSettings } from './use-connection-options.js';
+
+/**
+ * `@UseConnection` binds the connection in the handler itself, not through an
+ * interceptor: Nest's interceptor pipeline (rxjs, per request) cost as much as the rest of
+ * `@UseConnection` together. The handler is wrapped when the decorator runs; at request
+ * time the wrapper finds the application's registry on the controller instance (set by
+ * the registry at start-up), the response through a hidden parameter, and the client
+ * for `@Conn()` parameters, which Nest resolves before the handler runs, by replacing
+ * their placeholders.
+ */
+
+/** Where the registry puts itself on each controller instance at start-up. */
+const REGISTRY_OF = Symbol('nestjs-pg-pool registry');
+
+/** Registries alive now: the fallback for a controller instance created per request. */
+const liveRegistries = new Set<PgPoolRegistry>();
+
+/** Called by each registry: it serves these controller instances. */
+export function serveControllers(registry: PgPoolRegistry, instances: Iterable<unknown>): void {
+  liveRegistries.add(registry);
+  for (const instance of instances) {
+    if (instance !== null && typeof instance === 'object' && !Object.prototype.hasOwnProperty.call(instance, REGISTRY_OF)) {
+      Object.defineProperty(instance, REGISTRY_OF, { value: registry, configurable: true });
+    }
+  }
+}
+
+/** Called by a registry at shutdown. */
+export function stopServing(registry: PgPoolRegistry): void {
+  liveRegistries.delete(registry);
+}
+
+function registryOf(instance: unknown, settings: UseConnectionSettings): PgPoolRegistry {
+  const own = (instance as { [REGISTRY_OF]?: PgPoolRegistry } | null)?.[REGISTRY_OF];
+  if (own) return own;
+  // A request-scoped controller is created per request, after start-up: with one
+  // application in the process, its registry is the one.
+  if (liveRegistries.size === 1) return liveRegistries.values().next().value as PgPoolRegistry;
+  throw new PoolUsageError(settings.pool, '@UseConnection: no pool registry serves this controller; ' +
+    'import PgPoolModule.forRoot(...) in the application that declares it');
+}
+
+/** The placeholders `@Conn()` gives before the handler runs, by pool name ('' for the handler's own). */
+const placeholders = new Map<string, object>();
+const placeholderNames = new WeakMap<object, string>();
+
+/**
+ * What `@Conn(name)` resolves to outside a connection scope: a stand-in the wrapper
+ * replaces with the client. Used anywhere else (a handler without `@UseConnection`),
+ * touching it throws a clear error.
+ */
+export function connPlaceholder(name: string | undefined): object {
+  const key = name ?? '';
+  let placeholder = placeholders.get(key);
+  if (!placeholder) {
+    placeholder = new Proxy({}, {
+      get(_target, property) {
+        if (property === Symbol.toPrimitive || property === 'then') return undefined;
+        throw new PoolUsageError(name ?? DEFAULT_POOL_NAME, '@Conn() is used in a handler without @UseConnection; ' +
+          'decorate the handler or its controller with @UseConnection()');
+      },
+    });
+    placeholders.set(key, placeholder);
+    placeholderNames.set(placeholder, key);
+  }
+  return placeholder;
+}
+
+function withClients(args: unknown[], primary: string): unknown[] {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === null || typeof arg !== 'object') continue;
+    const name = placeholderNames.get(arg);
+    if (name !== undefined) args[i] = currentConnection(name === '' ? currentScope()?.primary ?? primary : name) as PooledClient;
+  }
+  return args;
+}
+
+/**
+ * The hidden parameter through which the wrapper gets the HTTP response (none elsewhere).
+ * Boxed: Nest awaits parameter values, and Fastify's reply is a thenable that settles only
+ * once the response is sent.
+ */
+const HiddenResponse = createParamDecorator((_data: unknown, context: ExecutionContext): { response: unknown } =>
+  ({ response: context.getType() === 'http' ? context.switchToHttp().getResponse() : undefined }));
+
+/** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
+const bound = new WeakSet<object>();
+
+type Handler = (...args: unknown[]) => unknown;
+
+/**
+ * Wraps one handler: `proto[key]` is `original`, decorated already with its route and
+ * parameter decorators (TypeScript applies those first). Returns the wrapper, which
+ * carries the original's metadata.
+ */
+export function bindHandler(proto: object, key: string | symbol, original: Handler, settings: UseConnectionSettings): Handler {
+  const paramtypes = (Reflect.getMetadata('design:paramtypes', proto, key) as unknown[] | undefined) ?? [];
+  const routeArgs = (Reflect.getMetadata(ROUTE_ARGS_METADATA, proto.constructor, key) ?? {}) as Record<string, { index: number }>;
+  const declared = Math.max(paramtypes.length, original.length, ...Object.values(routeArgs).map((arg) => arg.index + 1));
+  HiddenResponse()(proto, key, declared);
+
+  const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
+    const response = closableResponse((args[declared] as { response?: unknown } | undefined)?.response);
+    args.length = declared;
+    // Called from code already holding this pool's connection (a handler calling another):
+    // it runs on that connection.
+    if (currentScope()?.clients.has(settings.pool)) return original.apply(this, withClients(args, settings.pool));
+    const pool = poolFor(registryOf(this, settings), settings);
+    return bindConnection(pool, settings, response, () => original.apply(this, withClients(args, settings.pool)));
+  };
+  for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
+    Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
+  }
+  Object.defineProperty(wrapped, 'name', { value: original.name });
+  bound.add(wrapped);
+  return wrapped;
+}
+
+/** Whether a handler was wrapped by a method-level `@UseConnection`. */
+export function isBound(handler: unknown): boolean {
+  return typeof handler === 'function' && bound.has(handler);
+}
+
+/** Every route handler of a controller class, own and inherited, by name, nearest first. */
+export function routeHandlers(controller: { prototype: object }): Array<{ key: string; handler: Handler }> {
+  const seen = new Set<string>();
+  const handlers: Array<{ key: string; handler: Handler }> = [];
+  for (let proto: object | null = controller.prototype; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (key === 'constructor' || seen.has(key)) continue;
+      seen.add(key);
+      const value = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
+      if (typeof value === 'function' && (Reflect.hasMetadata(PATH_METADATA, value) || Reflect.hasMetadata('microservices:pattern', value))) {
+        handlers.push({ key, handler: value as Handler });
+      }
+    }
+  }
+  return handlers;
+}
