@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
-import pg from 'pg';
 import { fileURLToPath } from 'node:url';
+import { createBenchRows } from './server.js';
 import { formatNumber, interleaved, median, printTable, ratio } from './measure.js';
 
 const DURATION_S = 5;
@@ -31,11 +31,7 @@ async function startServer(url: string, platform = 'express'): Promise<{ port: n
 }
 
 export async function httpBenchmark(url: string): Promise<Record<string, number>> {
-  const setup = new pg.Client(url);
-  await setup.connect();
-  await setup.query('CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, name text, score float8)');
-  await setup.query("INSERT INTO bench_rows SELECT i, 'name ' || i, random() FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING");
-  await setup.end();
+  await createBenchRows(url);
   const server = await startServer(url);
   const fastify = await startServer(url, 'fastify');
   try {

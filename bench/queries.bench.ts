@@ -1,6 +1,7 @@
 import pg from 'pg';
 import postgres from 'postgres';
 import { PgPool } from 'nestjs-pg-pool';
+import { createBenchRows } from './server.js';
 import { formatNumber, interleaved, median, percentile, printTable, ratio } from './measure.js';
 
 type Subject = 'PgPool' | 'multiplexed' | 'pg.Pool' | 'postgres.js';
@@ -77,11 +78,7 @@ async function round(run: Runner, concurrency: number, kind: Kind): Promise<Roun
 }
 
 export async function queriesBenchmark(url: string): Promise<Record<string, number>> {
-  const setup = new pg.Client(url);
-  await setup.connect();
-  await setup.query('CREATE TABLE IF NOT EXISTS bench_rows (id int PRIMARY KEY, name text, score float8)');
-  await setup.query("INSERT INTO bench_rows SELECT i, 'name ' || i, random() FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING");
-  await setup.end();
+  await createBenchRows(url);
 
   const runners = Object.fromEntries(SUBJECTS.map((s) => [s, runner(s, url)])) as Record<Subject, Runner>;
   const figures: Record<string, number> = {};
