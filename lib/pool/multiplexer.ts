@@ -49,8 +49,6 @@ class Lane {
   /** No new statements: given back once its last one is answered. */
   draining = false;
   broken: Error | undefined;
-  /** An idle check is scheduled (see `answered`). */
-  idleCheck = false;
   /** Its listener on the client's `error`, removed when the lane goes back. */
   onError: ((error: Error) => void) | undefined;
 
@@ -219,7 +217,7 @@ export class Multiplexer {
       client.once('error', lane.onError);
       this.lanes.push(lane);
       this.flush();
-      // It came when the burst that asked for it was over: back it goes, unless work comes this turn.
+      // It came when the burst that asked for it was over: back it goes.
       this.releaseWhenIdle(lane);
     }, (error: Error) => {
       this.opening--;
@@ -266,25 +264,18 @@ export class Multiplexer {
     const connection = connectionOf(lane.handle);
     if (this.pool.waitingCount() > this.opening || (connection && connection.expiresAt <= monotonicNow())) lane.draining = true;
     this.releaseWhenIdle(lane);
-    this.giveBackIfDone(lane);
     this.flush();
   }
 
   /**
-   * A lane with nothing in flight goes back to the pool, where idle limits and checks
-   * apply, if nothing more comes in this turn of the event loop: a caller that sends its
-   * next statement as soon as the last is answered finds the lane still there.
+   * A lane with nothing in flight and nothing queued goes back to the pool at once, where
+   * idle limits, lifetimes and acquire checks apply, as a plain `pool.query()`'s
+   * connection would: a caller issuing one statement at a time sees the plain pool's
+   * behaviour, and pipelining happens only when statements overlap.
    */
   private releaseWhenIdle(lane: Lane): void {
-    if (lane.inFlight > 0 || lane.draining || lane.idleCheck) return;
-    lane.idleCheck = true;
-    setImmediate(() => {
-      lane.idleCheck = false;
-      if (lane.inFlight === 0 && this.queue.length === 0) {
-        lane.draining = true;
-        this.giveBackIfDone(lane);
-      }
-    });
+    if (lane.inFlight === 0 && this.queue.length === 0) lane.draining = true;
+    this.giveBackIfDone(lane);
   }
 
   private learn(text: string, serviceMs: number): void {

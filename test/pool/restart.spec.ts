@@ -9,7 +9,7 @@ const CLEAR_OUTAGE_ERRORS = [
   /the database system is shutting down/,
   /the database system is starting up/,
   /no connection available within \d+ ms/,
-  /ECONNREFUSED|ECONNRESET/,
+  /ECONNREFUSED|ECONNRESET|EPIPE/,
   /Client has encountered a connection error and is not queryable/,
 ];
 

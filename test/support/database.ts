@@ -47,6 +47,8 @@ export function createTestPool(options: Partial<PgPoolOptions> = {}): PgPool {
   const pool = new PgPool({
     connectionString: testUrl(),
     logger: recordingLogger(),
+    // PG_TEST_MULTIPLEX=1: the engine's tests again, pool.query() multiplexed (where a test sets nothing else).
+    ...(process.env.PG_TEST_MULTIPLEX === '1' ? { multiplex: true } : {}),
     ...options,
     connection: { application_name: uniqueAppName(), ...options.connection },
   });
