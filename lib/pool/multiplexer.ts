@@ -27,6 +27,8 @@ export interface MultiplexedPool {
   acquire(): Promise<PooledClient>;
   /** Requests waiting for a connection now, the multiplexer's own included. */
   waitingCount(): number;
+  /** Runs a statement the plain way: a connection of its own for its duration. */
+  runAlone(config: QueryConfig): Promise<QueryResult>;
 }
 
 /**
@@ -121,6 +123,8 @@ export class Multiplexer {
    * its lane slow from the moment it is written, so fast ones are not queued behind it.
    */
   private readonly durations = new Map<string, number>();
+  /** Statements running alone (see `run`). */
+  private alone = 0;
 
   constructor(private readonly pool: MultiplexedPool, private readonly settings: MultiplexSettings) {}
 
@@ -138,6 +142,19 @@ export class Multiplexer {
 
   /** Runs one statement on a shared connection, waiting (FIFO, up to the acquire timeout) for room. */
   run(config: QueryConfig): Promise<QueryResult> {
+    // Nothing else in flight: there is nothing to pipeline with, and the plain way (a
+    // connection for the statement's duration) is cheaper than setting up a shared one.
+    // A statement that comes while this one runs goes onto a shared connection.
+    if (this.alone === 0 && this.lanes.length === 0 && this.opening === 0) {
+      this.alone++;
+      return this.pool.runAlone(config).then((result) => {
+        this.alone--;
+        return result;
+      }, (error: unknown) => {
+        this.alone--;
+        throw error;
+      });
+    }
     this.pool.counters.requestsNum++;
     const lane = this.pick();
     if (lane && this.queue.length === 0) return this.send(lane, config);

@@ -171,6 +171,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         counters: this.counters,
         acquire: () => this.acquireShared(),
         waitingCount: () => this.lending.waitingCount,
+        runAlone: (config) => this.runQuery(config, undefined) as Promise<QueryResult>,
       }, multiplex);
     }
   }
