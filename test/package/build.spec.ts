@@ -25,6 +25,9 @@ describe('the published package', () => {
       const { sources, sourcesContent } = JSON.parse(readFileSync(join(packageRoot, map), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
       expect({ map, inlined: sourcesContent?.length === sources.length && sourcesContent.every((text) => text.length > 0) }).toEqual({ map, inlined: true });
     }
+    // `npm pack` on a fresh clone (the README's install) builds dist/ first.
+    expect((JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.prepack)
+      .toBe('npm run build');
     const licence = readFileSync(join(packageRoot, 'LICENSE'), 'utf8');
     expect(licence).toMatch(/^MIT License/);
     expect((JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { license: string }).license).toBe('MIT');

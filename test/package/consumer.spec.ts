@@ -77,7 +77,7 @@ describe('a real consumer install', () => {
   it('npm pack, installed into a fresh CommonJS NestJS app, compiles under strict tsc and boots', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nestjs-pg-pool-consumer-'));
     try {
-      const { stdout: packed } = await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: packageRoot });
+      const { stdout: packed } = await run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], { cwd: packageRoot });
       const tarball = join(dir, packed.trim().split('\n').pop() as string);
       const app = join(dir, 'app');
       mkdirSync(join(app, 'src'), { recursive: true });
