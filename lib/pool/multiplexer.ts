@@ -29,6 +29,8 @@ export interface MultiplexedPool {
   waitingCount(): number;
   /** Runs a statement the plain way: a connection of its own for its duration. */
   runAlone(config: QueryConfig): Promise<QueryResult>;
+  /** Idle connections now: a shared connection can be had at once. */
+  idleCount(): number;
 }
 
 /**
@@ -77,11 +79,13 @@ const MAX_TEXTS_REMEMBERED = 1_000;
 const SHAREABLE = new Set(['select', 'insert', 'update', 'delete', 'with', 'values', 'table', 'merge']);
 
 /**
- * The first keyword of a statement, past whitespace, comments and opening parentheses:
+ * The first keyword of a statement, past whitespace, line comments and opening parentheses:
  * what decides whether it may go on a shared connection.
  */
 export function firstKeyword(text: string): string {
-  const match = /^(?:\s|\(|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/.exec(text);
+  // Block comments are not skipped: PostgreSQL nests them, and a statement hidden behind
+  // one (`/* a /* b */ SELECT */ SET ...`) must not pass for a SELECT. Such text is not shared.
+  const match = /^(?:\s|\(|--[^\n]*(?:\n|$))*([A-Za-z]+)/.exec(text);
   return match ? match[1].toLowerCase() : '';
 }
 
@@ -91,8 +95,8 @@ export function firstKeyword(text: string): string {
  * cursor, not `rows`, not a named statement. Everything else (BEGIN, SET, LISTEN, COPY,
  * CALL, DO...) gets a connection of its own, where its effect cannot reach anyone else.
  */
-export function isShareable(config: QueryConfig & { rows?: unknown }): boolean {
-  return typeof config.text === 'string' && config.name === undefined && config.rows === undefined &&
+export function isShareable(config: QueryConfig & { rows?: unknown; callback?: unknown }): boolean {
+  return typeof config.text === 'string' && config.name === undefined && config.rows === undefined && config.callback === undefined &&
     SHAREABLE.has(firstKeyword(config.text)) && !SEVERAL_COMMANDS.test(config.text);
 }
 
@@ -206,15 +210,24 @@ export class Multiplexer {
         if (load === 0) return lane;
       }
     }
+    const canGrow = this.canGrow();
     this.grow();
+    // Spread before pipelining: while an idle connection can be had at once, a statement
+    // waits for it (a moment) rather than queue behind others' on a busy one, where it
+    // would run only after them.
+    if (canGrow && this.pool.idleCount() > 0) return undefined;
     // A lane whose head is slow is used only when there is no other way.
     if (best && bestLoad >= this.settings.depth && this.opening > 0) return undefined;
     return best;
   }
 
+  private canGrow(): boolean {
+    return !this.closed && this.lanes.length + this.opening < (this.settings.connections ?? this.pool.max);
+  }
+
   /** Opens one more shared connection if every lane is busy and the bound allows. */
   private grow(): void {
-    if (this.closed || this.lanes.length + this.opening >= (this.settings.connections ?? this.pool.max)) return;
+    if (!this.canGrow()) return;
     // One at a time: a burst does not take every connection from the checkouts at once.
     if (this.opening > 0) return;
     this.opening++;
@@ -238,8 +251,13 @@ export class Multiplexer {
       this.releaseWhenIdle(lane);
     }, (error: Error) => {
       this.opening--;
-      // No shared connection to be had (server down, pool closed, timeout): statements
-      // that no lane can take fail with the reason now rather than at their deadline.
+      // The server is down or the pool closed: statements no lane can take fail with the
+      // reason now rather than at their deadline. A timeout says only that the pool was
+      // busy: the statements keep their own deadlines, and another shared connection is asked for.
+      if (error instanceof PoolTimeoutError) {
+        if (this.queue.length > 0) this.grow();
+        return;
+      }
       if (this.lanes.length === 0) {
         for (const pending of this.queue.splice(0)) {
           this.pool.counters.requestsErrors++;

@@ -171,6 +171,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         counters: this.counters,
         acquire: () => this.acquireShared(),
         waitingCount: () => this.lending.waitingCount,
+        idleCount: () => this.lending.idleCount,
         runAlone: (config) => this.runQuery(config, undefined) as Promise<QueryResult>,
       }, multiplex);
     }
@@ -377,7 +378,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private acquireShared(): Promise<PooledClient> {
     const acquired = this.acquire();
     this.counters.requestsNum--;
-    return acquired;
+    // The pool's own holding, not a user's: never reported as a leak.
+    return acquired.then((handle) => {
+      const connection = connectionOf(handle);
+      if (connection) this.leaks.clear(connection);
+      return handle;
+    });
   }
 
   /**
@@ -677,7 +683,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       const misuse = new PoolUsageError(this.name, 'query: the first argument must be SQL text or a QueryConfig, not a function ' +
         '(Passing a function as the first parameter to pool.query is not supported)');
       // As pg.Pool: through the callback the function was meant to be.
-      setImmediate(() => (textOrConfig as (error: Error) => void)(misuse));
+      setImmediate(() => (textOrConfig as unknown as (error: Error) => void)(misuse));
       return Promise.reject(misuse);
     }
     // A pg.Query is run as any statement (a promise of its result, as pg.Pool gives);
@@ -688,6 +694,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (typeof values === 'function') {
       callback = values;
       values = undefined;
+    }
+    // A callback inside the QueryConfig (pg accepts one there): the callback form.
+    const configCallback = typeof textOrConfig === 'object' ? (textOrConfig as { callback?: unknown }).callback : undefined;
+    if (typeof configCallback === 'function' && callback === undefined) {
+      callback = configCallback as QueryCallback<QueryResult>;
+      textOrConfig = { ...(textOrConfig as QueryConfig), callback: undefined } as QueryConfig;
     }
     const config: QueryConfig = typeof textOrConfig === 'string' ? { text: textOrConfig, values } : values === undefined ? textOrConfig : { ...textOrConfig, values };
     const result = this.multiplexer && this.poolState !== 'closing' && this.poolState !== 'closed' && isShareable(config)
