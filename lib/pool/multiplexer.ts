@@ -72,6 +72,9 @@ interface Pending {
   deadline: number;
 }
 
+/** Statements whose last service time was below this pipeline onto busy shared connections; others spread first. */
+const PIPELINE_BELOW_MS = 0.75;
+
 /** How many statement texts the multiplexer remembers the duration of. */
 const MAX_TEXTS_REMEMBERED = 1_000;
 
@@ -160,7 +163,7 @@ export class Multiplexer {
       });
     }
     this.pool.counters.requestsNum++;
-    const lane = this.pick();
+    const lane = this.pick(config.text);
     if (lane && this.queue.length === 0) return this.send(lane, config);
     const { maxWaiting } = this.pool;
     if (maxWaiting > 0 && this.queue.length >= maxWaiting) {
@@ -192,7 +195,7 @@ export class Multiplexer {
    * flight at once. Opens another shared connection (in the background) when every
    * lane has work and the bound allows, so load spreads as it grows.
    */
-  private pick(): Lane | undefined {
+  private pick(text: string): Lane | undefined {
     const now = monotonicNow();
     let best: Lane | undefined;
     let bestLoad = Infinity;
@@ -212,10 +215,12 @@ export class Multiplexer {
     }
     const canGrow = this.canGrow();
     this.grow();
-    // Spread before pipelining: while an idle connection can be had at once, a statement
-    // waits for it (a moment) rather than queue behind others' on a busy one, where it
-    // would run only after them.
-    if (canGrow && this.pool.idleCount() > 0) return undefined;
+    // A statement not known to be fast spreads before it pipelines: while an idle
+    // connection can be had at once, it waits for it (a moment) rather than queue behind
+    // others' on a busy one, where it would run only after them. Fast ones (SELECT 1, a
+    // row by key) gain more from riding a busy connection's pipeline.
+    const known = this.durations.get(text);
+    if (canGrow && this.pool.idleCount() > 0 && (known === undefined || known >= PIPELINE_BELOW_MS)) return undefined;
     // A lane whose head is slow is used only when there is no other way.
     if (best && bestLoad >= this.settings.depth && this.opening > 0) return undefined;
     return best;
@@ -322,7 +327,7 @@ export class Multiplexer {
   /** Queued statements onto lanes with room, in order. */
   private flush(): void {
     while (this.queue.length > 0) {
-      const lane = this.pick();
+      const lane = this.pick(this.queue[0].config.text);
       if (!lane) return;
       const pending = this.queue.shift() as Pending;
       this.send(lane, pending.config).then(pending.resolve, pending.reject);
