@@ -701,9 +701,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       callback = configCallback as QueryCallback<QueryResult>;
       textOrConfig = { ...(textOrConfig as QueryConfig), callback: undefined } as QueryConfig;
     }
-    const config: QueryConfig = typeof textOrConfig === 'string' ? { text: textOrConfig, values } : values === undefined ? textOrConfig : { ...textOrConfig, values };
-    const result = this.multiplexer && this.poolState !== 'closing' && this.poolState !== 'closed' && isShareable(config)
-      ? this.multiplexer.run(config)
+    const result = this.multiplexer && this.poolState !== 'closing' && this.poolState !== 'closed'
+      ? this.shareOrRun(this.multiplexer, textOrConfig, values)
       : this.runQuery(textOrConfig, values);
     if (callback === undefined) return result;
     if (typeof callback !== 'function') {
@@ -711,6 +710,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     const done = callback;
     result.then((value) => callBack(() => done(undefined, value as QueryResult)), (error: Error) => callBack(() => done(error, undefined)));
+  }
+
+  /** With `multiplex`: a shareable statement goes to the multiplexer, any other the plain way. */
+  private shareOrRun(multiplexer: Multiplexer, textOrConfig: string | QueryConfig | QueryArrayConfig, values: unknown[] | undefined): Promise<QueryResult | QueryArrayResult> {
+    const config: QueryConfig = typeof textOrConfig === 'string' ? { text: textOrConfig, values } : values === undefined ? textOrConfig : { ...textOrConfig, values };
+    return isShareable(config) ? multiplexer.run(config) : this.runQuery(textOrConfig, values);
   }
 
   private runQuery(textOrConfig: string | QueryConfig | QueryArrayConfig, values: unknown[] | undefined): Promise<QueryResult | QueryArrayResult> {
