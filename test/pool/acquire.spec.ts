@@ -45,7 +45,7 @@ describe('acquire', () => {
 
   it('fails a waiter with PoolTimeoutError naming the pool after its timeout', async () => {
     const pool = createTestPool({ name: 'reports', min: 1, max: 1, acquireTimeoutMs: 100 });
-    const holder = await pool.acquire();
+    const holder = await pool.acquire({ timeoutMs: 10_000 });
     const error = await pool.acquire().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PoolTimeoutError);
     expect(error).toMatchObject({ name: 'PoolTimeoutError', poolName: 'reports' });
@@ -58,7 +58,7 @@ describe('acquire', () => {
 
   it('times out default and per-call timeouts each on its own deadline, in deadline order', async () => {
     const pool = createTestPool({ min: 1, max: 1, acquireTimeoutMs: 300 });
-    const holder = await pool.acquire();
+    const holder = await pool.acquire({ timeoutMs: 10_000 });
     const order: string[] = [];
     const track = (name: string, promise: Promise<unknown>) => promise.then(
       (client) => { order.push(`${name}:served`); (client as { release(): void }).release(); },

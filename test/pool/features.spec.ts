@@ -58,7 +58,7 @@ describe('checkOnAcquire', () => {
 describe('stats', () => {
   it("reports psycopg_pool's stats under their camelCase names", async () => {
     const pool = createTestPool({ min: 2, max: 3, acquireTimeoutMs: 50 });
-    await pool.open({ wait: true });
+    await pool.open({ wait: true, timeoutMs: 10_000 });
     const a = await pool.acquire();
     const b = await pool.acquire();
     const c = await pool.acquire();

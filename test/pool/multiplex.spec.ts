@@ -116,7 +116,7 @@ describe('multiplexing: pool.query() pipelined over shared connections', () => {
 
   it('lets each waiting statement keep its own deadline, reports no shared connection as a leak, takes a callback in the config', async () => {
     const pool = createTestPool({ min: 1, max: 1, acquireTimeoutMs: 300, leakDetectionMs: 100, multiplex: true });
-    await pool.open({ wait: true });
+    await pool.open({ wait: true, timeoutMs: 10_000 });
     const held = await pool.acquire();
     const startedAt = performance.now();
     const at = (ms: number): Promise<string> => new Promise((resolve) => setTimeout(resolve, ms))
