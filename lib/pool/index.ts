@@ -25,3 +25,4 @@ export { redactConnectionString } from './redact.js';
 export { ConnectionTarget } from './connection-target.js';
 export type { TargetSessionAttrs, HostAddress } from './target-session.js';
 export { PgListener, type NotificationHandler } from './pg-listener.js';
+export { ConnectionBudget, type ConnectionBudgetStats, type BudgetMember } from './connection-budget.js';

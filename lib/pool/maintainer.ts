@@ -38,6 +38,13 @@ export interface MaintainedPool {
   /** Reconnecting has failed for `reconnectTimeoutMs`: runs `onReconnectFailed` once. */
   reconnectFailed(info: ReconnectFailedInfo): void;
   onLost(connection: PoolConnection, error: Error): void;
+  /**
+   * A permit from the shared connection budget for one more connection (true without a
+   * budget); false: the pool queued for one and `Maintainer.acceptPermit()` follows.
+   */
+  takePermit(): boolean;
+  /** An attempt that held a permit failed: the permit goes back to the budget. */
+  givePermit(): void;
 }
 
 /** What the last maintenance run did: for debug logs and the Nest maintenance service. */
@@ -158,6 +165,32 @@ export class Maintainer {
       this.hurryRetryForDemand();
       return;
     }
+    const wanted = this.wanted();
+    for (let i = 0; i < wanted; i++) {
+      if (!this.pool.takePermit()) break;
+      this.startAttempt();
+    }
+  }
+
+  /**
+   * The shared budget holds a permit for this pool, which queued for one: opens a
+   * connection with it if the pool still lacks one (its waiters may have timed out).
+   */
+  acceptPermit(): boolean {
+    if (!this.running || !this.pool.isOpen() || this.retryTimer || this.wanted() <= 0) return false;
+    this.startAttempt();
+    // More requests than this connection covers: queue again, behind the pools already waiting.
+    this.fill();
+    return true;
+  }
+
+  private startAttempt(): void {
+    const task = this.addConnection().finally(() => this.tasks.delete(task));
+    this.tasks.add(task);
+  }
+
+  /** How many connections to open now. */
+  private wanted(): number {
     const { max } = this.pool.options;
     const size = this.pool.openCount() + this.connecting;
     let wanted = Math.max(0, this.pool.floor() - size);
@@ -168,10 +201,7 @@ export class Maintainer {
     wanted = Math.min(wanted, max - size);
     // While failing, one attempt at a time: a down server gets one probe, not `max`.
     if (this.failingSince !== undefined) wanted = Math.min(wanted, 1 - this.connecting);
-    for (let i = 0; i < wanted; i++) {
-      const task = this.addConnection().finally(() => this.tasks.delete(task));
-      this.tasks.add(task);
-    }
+    return wanted;
   }
 
   /** The `AddConnection` task. */
@@ -187,6 +217,7 @@ export class Maintainer {
       }
     } catch (error) {
       this.connecting--;
+      this.pool.givePermit();
       const failure = connectErrorOf(this.pool.options, error);
       const retryInMs = this.scheduleRetry(failure);
       this.pool.connectFailed(failure, monotonicNow() - startedAt, retryInMs);

@@ -18,6 +18,7 @@ import { acquiringStack, LeakDetector } from './leak-detector.js';
 import { Lending } from './lending.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
+import type { BudgetMember } from './connection-budget.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
 import { checkSize, defaultCheckFor, resolvePoolOptions, workBoundMs, type ClientConstructor, type ClientHook, type ResolvedPoolOptions } from './pool-options.js';
 import type { PgPoolConfig } from './pg-pool-config.js';
@@ -140,6 +141,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private closing: Promise<void> | undefined;
   /** With the `multiplex` option: shares connections among `pool.query()` statements. */
   private readonly multiplexer: Multiplexer | undefined;
+  /** When a connection was last handed out (monotonic ms): the budget and tenant pools evict the least recently used. */
+  private lastCheckout = monotonicNow();
+  /** What this pool is to a shared connection budget (the `budget` option). */
+  private readonly budgetMember: BudgetMember;
 
   /**
    * Takes our options or `pg.Pool`'s config (connection settings at the top level,
@@ -158,6 +163,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       demand: () => this.maintainer.fill(),
     });
     this.maintainer = new Maintainer(this.maintainedView(), this.lending);
+    this.budgetMember = this.budgetView();
     this.inspector = new ReturnInspector(this.#settings, this.counters, this.checkTimeoutMs);
     this.leaks = new LeakDetector(this.#settings, this.counters);
     const multiplex = this.#settings.multiplex;
@@ -263,6 +269,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return count - (this.multiplexer?.connections ?? 0);
   }
 
+  /** When the pool last handed out a connection (monotonic ms, `performance.now()`'s clock). */
+  get lastCheckoutAt(): number {
+    return this.lastCheckout;
+  }
+
   /** pg.Pool-compatible: true once `close()`/`end()` was called. */
   get ending(): boolean {
     return this.poolState === 'closing' || this.poolState === 'closed';
@@ -285,6 +296,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     if (this.poolState === 'new') {
       this.poolState = 'open';
+      this.#settings.budget?.join(this.budgetMember);
       this.maintainer.start();
     }
     if (!options.wait) return;
@@ -475,7 +487,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
     connection.moveTo('in-use');
     if (this.#settings.allowExitOnIdle) connection.ref();
-    connection.checkedOutAt = now;
+    connection.checkedOutAt = this.lastCheckout = now;
     const checkout = ++connection.checkouts;
     connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack);
     const handle = new connection.Handle();
@@ -556,6 +568,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.poolState !== 'open') return this.discard(connection, 'closed');
     if (connection.isLost) return this.discardLost(connection, 'broken');
     if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
+    // Another pool waits for the shared budget and none of this one's requests do: the
+    // connection goes to where the demand is rather than idle here.
+    if (this.#settings.budget?.hasWaiters && this.lending.waitingCount === 0 && this.connections.size > this.#settings.min) {
+      return this.discard(connection, 'budget');
+    }
     this.lending.offer(connection, now);
     // Idle now (no waiter took it): with allowExitOnIdle its socket lets the process exit.
     if (this.#settings.allowExitOnIdle && connection.state === 'idle') connection.unref();
@@ -567,6 +584,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (connection.state === 'idle') this.lending.remove(connection);
     connection.moveTo('closed');
     this.connections.delete(connection);
+    this.#settings.budget?.give();
     // With a statement in flight the Terminate handshake waits for the statement: shut
     // the socket at once instead (a check cut short by close(), a black-holed server).
     if (connection.isBusy) connection.destroy();
@@ -935,6 +953,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
 
   private async shutDown(timeoutMs: number): Promise<void> {
     this.poolState = 'closing';
+    this.#settings.budget?.leave(this.budgetMember);
     this.multiplexer?.close(new PoolClosedError(this.name, 'the pool was closed while this statement waited'));
     this.maintainer.stop();
     this.lending.close();
@@ -999,8 +1018,26 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
   }
 
+  /** The budget's view of the pool: it grants permits and asks for idle connections. */
+  private budgetView(): BudgetMember {
+    const pool = this;
+    return {
+      get name() { return pool.name; },
+      get lastCheckoutAt() { return pool.lastCheckout; },
+      grant: () => this.maintainer.acceptPermit(),
+      yieldIdle: () => {
+        if (this.poolState !== 'open' || this.lending.waitingCount > 0 || this.lending.idleCount === 0 ||
+          this.connections.size <= this.#settings.min) return false;
+        this.discard(this.lending.takeOldest(), 'budget');
+        return true;
+      },
+    };
+  }
+
   private maintainedView(): MaintainedPool {
     return {
+      takePermit: () => this.#settings.budget?.take(this.budgetMember) ?? true,
+      givePermit: () => this.#settings.budget?.give(),
       options: this.#settings,
       isOpen: () => this.poolState === 'open',
       isOpening: () => this.openWaiters.length > 0,

@@ -38,6 +38,7 @@ export type RemoveReason =
   | 'keepalive' // failed a keepalive check
   | 'resize' // the pool shrank below its size
   | 'max-uses' // checked out `maxUses` times
+  | 'budget' // idle, given up for another pool waiting for the shared connection budget
   | 'closed'; // the pool closed
 
 /**

@@ -1,6 +1,7 @@
 import pg, { type Client, type ClientBase, type ClientConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConnectionTarget } from './connection-target.js';
+import { ConnectionBudget } from './connection-budget.js';
 import { PoolConfigError, type ConnectError } from './errors.js';
 import type { PoolStats } from './pool-stats.js';
 import { parseHostPort, sessionMismatch, splitHostList, TARGET_SESSION_ATTRS, type HostAddress, type TargetSessionAttrs } from './target-session.js';
@@ -146,6 +147,12 @@ export interface PgPoolOptions {
    * own. Default off.
    */
   multiplex?: boolean | MultiplexOptions;
+  /**
+   * A connection budget this pool shares with others (`new ConnectionBudget(20)`): the
+   * pools sharing one never have more connections open together than its `max`, each
+   * still within its own `max`. For a database per tenant; see docs/tenants.md.
+   */
+  budget?: ConnectionBudget;
 }
 
 /** The `multiplex` option's settings. */
@@ -223,6 +230,8 @@ export interface ResolvedPoolOptions {
   allowExitOnIdle: boolean;
   /** Multiplexing's settings, when it is on. */
   multiplex: MultiplexSettings | undefined;
+  /** The connection budget shared with other pools, if any. */
+  budget: ConnectionBudget | undefined;
   /** pg.Pool's view of `maxLifetimeMs`, in seconds (0 = never), for code that reads `pool.options`. */
   maxLifetimeSeconds: number;
   /** pg.Pool's view of `maxIdleMs` (`null` = never), for code that reads `pool.options`. */
@@ -254,7 +263,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
   'connectTimeoutMs', 'leakDetectionMs', 'unavailableTimeoutMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
-  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle', 'multiplex',
+  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle', 'multiplex', 'budget',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -349,6 +358,11 @@ export function resolvePoolOptions(given: PgPoolConfig | null = {}, ClientClass?
   if (options.allowExitOnIdle !== undefined && typeof options.allowExitOnIdle !== 'boolean') {
     fail('`allowExitOnIdle` must be true or false');
   }
+  const budget = options.budget;
+  if (budget !== undefined && !(budget instanceof ConnectionBudget)) fail('`budget` must be a ConnectionBudget (new ConnectionBudget(max))');
+  if (budget !== undefined && min > budget.max) {
+    fail(`\`min\` (${min}) exceeds the connection budget's max (${budget.max}): the pool could never reach it; lower \`min\` (0 suits pools sharing a budget)`);
+  }
   const Client = options.Client ?? ClientClass ?? pg.Client;
   if (typeof Client !== 'function') fail('`Client` must be a class such as pg.Client');
   const maxLifetimeMs = duration('maxLifetimeMs', 1);
@@ -383,6 +397,7 @@ export function resolvePoolOptions(given: PgPoolConfig | null = {}, ClientClass?
     maxUses,
     allowExitOnIdle: options.allowExitOnIdle ?? false,
     multiplex: multiplexSettings(options.multiplex, fail),
+    budget,
     maxLifetimeSeconds: maxLifetimeMs === Number.POSITIVE_INFINITY ? 0 : maxLifetimeMs / 1000,
     idleTimeoutMillis: maxIdleMs === Number.POSITIVE_INFINITY ? null : maxIdleMs,
   };
