@@ -77,3 +77,9 @@ export class PoolConfigError extends PoolError {}
 
 /** The pool was used wrongly: a client released twice, a client from another pool, a bad argument. */
 export class PoolUsageError extends PoolError {}
+
+/**
+ * No pool exists for this database id and none can be made: the tenant resolver returned
+ * no options for it. The Nest filter answers it with 404 (an unknown tenant).
+ */
+export class UnknownPoolError extends PoolError {}

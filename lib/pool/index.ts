@@ -26,3 +26,4 @@ export { ConnectionTarget } from './connection-target.js';
 export type { TargetSessionAttrs, HostAddress } from './target-session.js';
 export { PgListener, type NotificationHandler } from './pg-listener.js';
 export { ConnectionBudget, type ConnectionBudgetStats, type BudgetMember } from './connection-budget.js';
+export { TenantPools, type TenantPoolsOptions, type TenantPoolsHealth, type TenantResolver } from './tenant-pools.js';

@@ -1,5 +1,6 @@
 import { ConnectionBudget, PoolConfigError, PoolTimeoutError, type PgPool, type RemoveReason } from '../../lib/index.js';
 import { adminQuery, APP_PREFIX, createTestPool, eventually } from '../support/database.js';
+import { seededRandom } from '../support/random.js';
 
 /** Several pools sharing one budget, each with its own application_name. */
 function poolsSharing(budget: ConnectionBudget, count: number, max = 3): PgPool[] {
@@ -35,11 +36,7 @@ describe('a connection budget shared by pools', () => {
     })();
 
     // Random traffic: each request picks a pool, holds its connection for a short query.
-    let seed = 42;
-    const random = (n: number): number => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = seededRandom(42);
     const results: number[] = [];
     const worker = async (): Promise<void> => {
       for (let i = 0; i < 25; i++) {
