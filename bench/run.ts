@@ -5,6 +5,7 @@ import { memoryBenchmark } from './memory.bench.js';
 import { overheadBenchmark } from './overhead.bench.js';
 import { pgbouncerBenchmark } from './pgbouncer.bench.js';
 import { queriesBenchmark } from './queries.bench.js';
+import { tenantsBenchmark } from './tenants.bench.js';
 import { benchDatabase } from './server.js';
 
 /**
@@ -19,6 +20,7 @@ const sections: Record<string, (url: string) => Promise<unknown>> = {
   http: httpBenchmark,
   memory: memoryBenchmark,
   pgbouncer: pgbouncerBenchmark,
+  tenants: tenantsBenchmark,
 };
 
 async function main(): Promise<void> {

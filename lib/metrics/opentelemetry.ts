@@ -1,5 +1,5 @@
 import { metrics, type Meter } from '@opentelemetry/api';
-import { COUNTERS, GAUGES, HELP, metricName, poolsOf, type PoolSource } from './pool-source.js';
+import { COUNTERS, DEFAULT_MAX_POOL_LABELS, GAUGES, HELP, metricName, statsByLabel, type PoolSource } from './pool-source.js';
 
 /** Which meter the OpenTelemetry instruments are created on, and their names. */
 export interface OpenTelemetryMetricsOptions {
@@ -7,6 +7,8 @@ export interface OpenTelemetryMetricsOptions {
   meter?: Meter;
   /** Instrument name prefix. Default `pg_pool_`. */
   prefix?: string;
+  /** Pools labelled by name at most; the rest are summed under `pool="(other)"`. Default 50. */
+  maxPoolLabels?: number;
 }
 
 /**
@@ -18,14 +20,15 @@ export interface OpenTelemetryMetricsOptions {
 export function registerOpenTelemetryMetrics(pools: PoolSource, options: OpenTelemetryMetricsOptions = {}): void {
   const meter = options.meter ?? metrics.getMeter('nestjs-pg-pool');
   const prefix = options.prefix ?? 'pg_pool_';
+  const maxLabels = options.maxPoolLabels ?? DEFAULT_MAX_POOL_LABELS;
   for (const stat of GAUGES) {
     meter.createObservableGauge(metricName(stat, prefix), { description: HELP[stat] }).addCallback((result) => {
-      for (const pool of poolsOf(pools)) result.observe(pool.getStats()[stat], { pool: pool.name });
+      for (const [pool, stats] of statsByLabel(pools, maxLabels)) result.observe(stats[stat], { pool });
     });
   }
   for (const stat of COUNTERS) {
     meter.createObservableCounter(metricName(stat, prefix), { description: HELP[stat] }).addCallback((result) => {
-      for (const pool of poolsOf(pools)) result.observe(pool.getStats()[stat], { pool: pool.name });
+      for (const [pool, stats] of statsByLabel(pools, maxLabels)) result.observe(stats[stat], { pool });
     });
   }
 }

@@ -1,4 +1,4 @@
-import type { PgPool } from '../pool/index.js';
+import type { PgPool, PoolStats } from '../pool/index.js';
 import { POOL_COUNTERS, POOL_GAUGES, type PoolCounterName, type PoolGaugeName } from '../pool/pool-stats.js';
 
 /** The pools to export: a list, or a function read at each scrape (e.g. `PgPoolRegistry`'s pools). */
@@ -18,4 +18,30 @@ export const HELP: Record<PoolGaugeName | PoolCounterName, string> = { ...POOL_G
 
 export function metricName(stat: string, prefix: string): string {
   return prefix + stat.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** The `pool` label of the pools past `maxPoolLabels`, whose stats are summed. */
+export const OTHER_POOLS_LABEL = '(other)';
+
+/** Labels per pool at most, by default: tenant pools must not blow up a metrics backend. */
+export const DEFAULT_MAX_POOL_LABELS = 50;
+
+/**
+ * Each pool's stats under its name, for the first `maxLabels` pools of the source (the
+ * registered ones come first), and the rest summed under `(other)`: a database per tenant
+ * gives a bounded number of series, however many tenants there are. The `(other)`
+ * counters can go down when a tenant's pool is closed (a counter reset to Prometheus).
+ */
+export function statsByLabel(source: PoolSource, maxLabels: number): Array<[label: string, stats: PoolStats]> {
+  const pools = poolsOf(source);
+  const labelled: Array<[string, PoolStats]> = pools.slice(0, maxLabels).map((pool) => [pool.name, pool.getStats()]);
+  if (pools.length > maxLabels) {
+    const others = pools.slice(maxLabels).map((pool) => pool.getStats());
+    const sum = { ...others[0] };
+    for (const stats of others.slice(1)) {
+      for (const key of Object.keys(sum) as Array<keyof PoolStats>) sum[key] += stats[key];
+    }
+    labelled.push([OTHER_POOLS_LABEL, sum]);
+  }
+  return labelled;
 }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
-import { COUNTERS, GAUGES, HELP, metricName, poolsOf, type PoolSource } from './pool-source.js';
+import { COUNTERS, DEFAULT_MAX_POOL_LABELS, GAUGES, HELP, metricName, statsByLabel, type PoolSource } from './pool-source.js';
 
 /** Where and under which names the Prometheus metrics are registered. */
 export interface PrometheusMetricsOptions {
@@ -7,6 +7,8 @@ export interface PrometheusMetricsOptions {
   registry?: Registry;
   /** Metric name prefix. Default `pg_pool_`. */
   prefix?: string;
+  /** Pools labelled by name at most; the rest are summed under `pool="(other)"`. Default 50. */
+  maxPoolLabels?: number;
 }
 
 /**
@@ -19,12 +21,13 @@ export interface PrometheusMetricsOptions {
 export function registerPrometheusMetrics(pools: PoolSource, options: PrometheusMetricsOptions = {}): void {
   const registry = options.registry ?? defaultRegistry;
   const prefix = options.prefix ?? 'pg_pool_';
+  const maxLabels = options.maxPoolLabels ?? DEFAULT_MAX_POOL_LABELS;
   for (const stat of GAUGES) {
     new Gauge({
       name: metricName(stat, prefix), help: HELP[stat], labelNames: ['pool'], registers: [registry],
       collect() {
         this.reset();
-        for (const pool of poolsOf(pools)) this.set({ pool: pool.name }, pool.getStats()[stat]);
+        for (const [pool, stats] of statsByLabel(pools, maxLabels)) this.set({ pool }, stats[stat]);
       },
     });
   }
@@ -34,7 +37,7 @@ export function registerPrometheusMetrics(pools: PoolSource, options: Prometheus
       collect() {
         // The pool keeps the running total; a scrape copies it.
         this.reset();
-        for (const pool of poolsOf(pools)) this.inc({ pool: pool.name }, pool.getStats()[stat]);
+        for (const [pool, stats] of statsByLabel(pools, maxLabels)) this.inc({ pool }, stats[stat]);
       },
     });
   }

@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { from, isObservable, Observable, of, type Subscription } from 'rxjs';
-import type { PgPool, PooledClient } from '../pool/index.js';
+import { PoolUsageError, type PgPool, type PooledClient } from '../pool/index.js';
 import { runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -31,10 +31,42 @@ export function closableResponse(response: unknown): ClosableResponse | undefine
   return typeof closable?.on === 'function' && typeof closable.off === 'function' ? closable as ClosableResponse : undefined;
 }
 
-/** The pool a request uses: `settings.pool`, or its fallback while that one is down. */
-export function poolFor(registry: PgPoolRegistry, settings: UseConnectionSettings): PgPool {
-  const wanted = registry.get(settings.pool);
-  return settings.fallback !== undefined && !wanted.available ? registry.get(settings.fallback) : wanted;
+/** The pool a request uses, and the name its client is in scope under. */
+export interface BoundPool {
+  name: string;
+  pool: PgPool;
+}
+
+/**
+ * The pool a request uses: `settings.pool`, or what its selector picks for the request
+ * (a tenant pool, created on first use), or the fallback while that one is down.
+ * Synchronous when the pool is open already, the common case.
+ */
+export function poolFor(registry: PgPoolRegistry, settings: UseConnectionSettings, request?: unknown): BoundPool | Promise<BoundPool> {
+  const { pool } = settings;
+  if (typeof pool === 'string') return boundTo(registry, settings, pool);
+  const selected = (pool as (request: unknown) => string | Promise<string>)(request);
+  if (typeof selected === 'string') return boundTo(registry, settings, selected);
+  return Promise.resolve(selected).then((name) => boundTo(registry, settings, name));
+}
+
+/** The name the binding's errors use before the request's pool is known. */
+export function poolLabel(settings: UseConnectionSettings): string {
+  return typeof settings.pool === 'string' ? settings.pool : '(selected per request)';
+}
+
+function boundTo(registry: PgPoolRegistry, settings: UseConnectionSettings, name: unknown): BoundPool | Promise<BoundPool> {
+  if (typeof name !== 'string' || name === '') {
+    throw new PoolUsageError(poolLabel(settings), `@UseConnection: the pool selector returned ${name === '' ? 'an empty string' : typeof name}; ` +
+      'it must return a database id (throw an HttpException to refuse the request)');
+  }
+  const open = registry.find(name);
+  if (open) return withFallback(registry, settings, name, open);
+  return registry.getOrCreate(name).then((pool) => withFallback(registry, settings, name, pool));
+}
+
+function withFallback(registry: PgPoolRegistry, settings: UseConnectionSettings, name: string, wanted: PgPool): BoundPool {
+  return { name, pool: settings.fallback !== undefined && !wanted.available ? registry.get(settings.fallback) : wanted };
 }
 
 /**
@@ -51,17 +83,19 @@ export function poolFor(registry: PgPoolRegistry, settings: UseConnectionSetting
  * on, can no longer use it.
  */
 export function bindConnection(
-  pool: PgPool,
+  target: BoundPool | Promise<BoundPool>,
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
-  invoke: () => unknown,
+  invoke: (name: string) => unknown,
 ): Observable<unknown> {
   return new Observable<unknown>((subscriber) => {
+    let name = poolLabel(settings);
     let inner: Subscription | undefined;
     let settled = false;
     let aborted = false;
     let client: PooledClient | undefined;
     let stopHandler: ((error: Error) => void) | undefined;
+    let pool: PgPool | undefined;
     // The request is abandoned: cancel the statement in flight, fence the client off from
     // the handler (a query it still makes throws), and end the work, so that the
     // transaction rolls back and the connection is released.
@@ -69,8 +103,8 @@ export function bindConnection(
       if (settled || aborted) return;
       aborted = true;
       inner?.unsubscribe();
-      if (client) pool.abandon(client);
-      stopHandler?.(new RequestAbortedError(settings.pool));
+      if (client) pool?.abandon(client);
+      stopHandler?.(new RequestAbortedError(name));
     };
     const onClose = (): void => {
       if (!response?.writableFinished) abort();
@@ -80,16 +114,16 @@ export function bindConnection(
 
     const work = async (acquired: PooledClient): Promise<void> => {
       client = acquired;
-      if (aborted) throw new RequestAbortedError(settings.pool);
+      if (aborted) throw new RequestAbortedError(name);
       await new Promise<void>((resolve, reject) => {
         stopHandler = reject;
-        inner = runInConnectionScope(settings.pool, acquired, () => toObservable(invoke).subscribe({
+        inner = runInConnectionScope(name, acquired, () => toObservable(() => invoke(name)).subscribe({
           next: (value) => subscriber.next(value),
           error: reject,
           complete: resolve,
         }));
       });
-      if (aborted) throw new RequestAbortedError(settings.pool);
+      if (aborted) throw new RequestAbortedError(name);
     };
 
     const finish = (): void => {
@@ -97,20 +131,29 @@ export function bindConnection(
       settled = true;
       response?.off('close', onClose);
     };
-    const acquire = { timeoutMs: settings.timeoutMs };
-    const running = settings.transaction
-      ? pool.withTransaction(work, { ...settings.transaction, ...acquire })
-      : pool.withConnection(work, acquire);
-    running.then(
-      () => {
-        finish();
-        subscriber.complete();
-      },
-      (error: unknown) => {
-        finish();
-        subscriber.error(error);
-      },
-    );
+    const failed = (error: unknown): void => {
+      finish();
+      subscriber.error(error);
+    };
+    const start = (bound: BoundPool): void => {
+      // Abandoned while a tenant's pool was being created: nothing to acquire for.
+      if (aborted) return failed(new RequestAbortedError(bound.name));
+      name = bound.name;
+      pool = bound.pool;
+      const acquire = { timeoutMs: settings.timeoutMs };
+      const running = settings.transaction
+        ? pool.withTransaction(work, { ...settings.transaction, ...acquire })
+        : pool.withConnection(work, acquire);
+      running.then(
+        () => {
+          finish();
+          subscriber.complete();
+        },
+        failed,
+      );
+    };
+    if (target instanceof Promise) target.then(start, failed);
+    else start(target);
     return abort;
   });
 }

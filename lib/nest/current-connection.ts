@@ -26,11 +26,15 @@ export function currentScope(): ConnectionScope | undefined {
 
 /**
  * The client that `@UseConnection(name)` acquired for the current request, from anywhere
- * below the handler (services, repositories), through AsyncLocalStorage. Throws a
- * `PoolUsageError` outside such a scope, rather than silently using another connection.
+ * below the handler (services, repositories), through AsyncLocalStorage. Without a name:
+ * the `'default'` pool's client, or, when the request has none (a tenant's pool picked
+ * per request), the innermost `@UseConnection`'s. Throws a `PoolUsageError` outside such
+ * a scope, rather than silently using another connection.
  */
-export function currentConnection(name: string = DEFAULT_POOL_NAME): PooledClient {
-  const client = storage.getStore()?.clients.get(name);
+export function currentConnection(name?: string): PooledClient {
+  const scope = storage.getStore();
+  if (name === undefined) name = scope && !scope.clients.has(DEFAULT_POOL_NAME) ? scope.primary : DEFAULT_POOL_NAME;
+  const client = scope?.clients.get(name);
   if (!client) {
     throw new PoolUsageError(name, `no connection in scope: currentConnection('${name}') works only in code called ` +
       `from a handler or controller decorated with @UseConnection('${name}')`);

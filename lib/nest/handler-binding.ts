@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
-import { bindConnection, closableResponse, poolFor } from './connection-binding.js';
+import { bindConnection, closableResponse, poolFor, poolLabel } from './connection-binding.js';
 import { currentConnection, currentScope } from './current-connection.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -44,7 +44,7 @@ function registryOf(instance: unknown, settings: UseConnectionSettings): PgPoolR
   // A request-scoped controller is created per request, after start-up: with one
   // application in the process, its registry is the one.
   if (liveRegistries.size === 1) return liveRegistries.values().next().value as PgPoolRegistry;
-  throw new PoolUsageError(settings.pool, '@UseConnection: no pool registry serves this controller; ' +
+  throw new PoolUsageError(poolLabel(settings), '@UseConnection: no pool registry serves this controller; ' +
     'import PgPoolModule.forRoot(...) in the application that declares it');
 }
 
@@ -89,8 +89,17 @@ function withClients(args: unknown[], primary: string): unknown[] {
  * Boxed: Nest awaits parameter values, and Fastify's reply is a thenable that settles only
  * once the response is sent.
  */
-const HiddenResponse = createParamDecorator((_data: unknown, context: ExecutionContext): { response: unknown } =>
-  ({ response: context.getType() === 'http' ? context.switchToHttp().getResponse() : undefined }));
+const HiddenResponse = createParamDecorator((_data: unknown, context: ExecutionContext): HttpExchange => {
+  if (context.getType() !== 'http') return { request: undefined, response: undefined };
+  const http = context.switchToHttp();
+  return { request: http.getRequest(), response: http.getResponse() };
+});
+
+/** What the hidden parameter carries: the request (for a pool selector) and the response. */
+interface HttpExchange {
+  request: unknown;
+  response: unknown;
+}
 
 /** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
 const bound = new WeakSet<object>();
@@ -109,13 +118,16 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   HiddenResponse()(proto, key, declared);
 
   const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
-    const response = closableResponse((args[declared] as { response?: unknown } | undefined)?.response);
+    const exchange = args[declared] as HttpExchange | undefined;
+    const response = closableResponse(exchange?.response);
     args.length = declared;
     // Called from code already holding this pool's connection (a handler calling another):
     // it runs on that connection.
-    if (currentScope()?.clients.has(settings.pool)) return original.apply(this, withClients(args, settings.pool));
-    const pool = poolFor(registryOf(this, settings), settings);
-    return bindConnection(pool, settings, response, () => original.apply(this, withClients(args, settings.pool)));
+    if (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool)) {
+      return original.apply(this, withClients(args, settings.pool));
+    }
+    const target = poolFor(registryOf(this, settings), settings, exchange?.request);
+    return bindConnection(target, settings, response, (name) => original.apply(this, withClients(args, name)));
   };
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);

@@ -49,8 +49,9 @@ export class PgConnectionInterceptor implements NestInterceptor {
     const settings = this.settings(context);
     // Decorated on both the class and the handler, the interceptor runs twice: the outer
     // run opens the scope, the inner one finds it open and passes through.
-    if (!settings || currentScope()?.clients.has(settings.pool)) return next.handle();
-    const response = context.getType() === 'http' ? closableResponse(context.switchToHttp().getResponse()) : undefined;
-    return bindConnection(poolFor(this.registry, settings), settings, response, () => next.handle());
+    if (!settings || (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool))) return next.handle();
+    const http = context.getType() === 'http' ? context.switchToHttp() : undefined;
+    const response = http ? closableResponse(http.getResponse()) : undefined;
+    return bindConnection(poolFor(this.registry, settings, http?.getRequest()), settings, response, () => next.handle());
   }
 }

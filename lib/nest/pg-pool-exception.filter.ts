@@ -1,6 +1,6 @@
 import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { PoolClosedError, PoolTimeoutError, PoolUnavailableError, TooManyRequestsError, type PoolError } from '../pool/index.js';
+import { PoolClosedError, PoolTimeoutError, PoolUnavailableError, TooManyRequestsError, UnknownPoolError, type PoolError } from '../pool/index.js';
 
 /** The body of a 503 caused by the pool. */
 export interface PoolUnavailableBody {
@@ -25,9 +25,10 @@ const MESSAGES = new Map<string, string>([
  * Turns the pool errors that mean "busy" or "down" into 503 Service Unavailable with a
  * short JSON body naming the pool and a `Retry-After` header, instead of a 500. The full
  * message (sizes, the last connection error) goes to the log, not to the HTTP client.
+ * An unknown tenant id (`UnknownPoolError`, from `forTenants`' resolver) becomes a 404.
  * Registered application-wide by the module (it catches nothing else).
  */
-@Catch(PoolTimeoutError, TooManyRequestsError, PoolClosedError, PoolUnavailableError)
+@Catch(PoolTimeoutError, TooManyRequestsError, PoolClosedError, PoolUnavailableError, UnknownPoolError)
 export class PgPoolExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('PgPoolModule');
 
@@ -35,10 +36,15 @@ export class PgPoolExceptionFilter implements ExceptionFilter {
 
   catch(error: PoolError, host: ArgumentsHost): void {
     if (host.getType() !== 'http') throw error;
-    this.logger.warn(`503 for ${error.name}: ${error.message}`);
+    this.logger.warn(`${error instanceof UnknownPoolError ? 404 : 503} for ${error.name}: ${error.message}`);
     const { httpAdapter } = this.adapterHost;
     const response: unknown = host.switchToHttp().getResponse();
     if ((response as { headersSent?: boolean }).headersSent) return;
+    if (error instanceof UnknownPoolError) {
+      // A tenant id the resolver does not know: the request names something that is not there.
+      httpAdapter.reply(response, { statusCode: 404, error: 'Not Found', message: 'no such database id', pool: error.poolName }, 404);
+      return;
+    }
     const body: PoolUnavailableBody = {
       statusCode: 503,
       error: 'Service Unavailable',

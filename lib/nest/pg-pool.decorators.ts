@@ -17,13 +17,14 @@ export const InjectPool = (name: string = DEFAULT_POOL_NAME): PropertyDecorator 
  *     @UseConnection()                                   // the 'default' pool
  *     @UseConnection('analytics')
  *     @UseConnection({ pool: 'default', transaction: { isolationLevel: 'serializable' }, timeoutMs: 2000 })
+ *     @UseConnection({ pool: (request: Request) => request.header('x-tenant') ?? 'default' })   // tenant pools
  *
  * On a handler, it overrides one on its controller.
  */
-export function UseConnection(poolOrOptions: string | UseConnectionOptions = {}): ClassDecorator & MethodDecorator {
+export function UseConnection<Request = unknown>(poolOrOptions: string | UseConnectionOptions<Request> = {}): ClassDecorator & MethodDecorator {
   const options = typeof poolOrOptions === 'string' ? { pool: poolOrOptions } : poolOrOptions;
   const settings: UseConnectionSettings = {
-    pool: options.pool ?? DEFAULT_POOL_NAME,
+    pool: (options.pool ?? DEFAULT_POOL_NAME) as UseConnectionSettings['pool'],
     transaction: options.transaction === true ? {} : options.transaction || undefined,
     timeoutMs: options.timeoutMs,
     fallback: options.fallback,

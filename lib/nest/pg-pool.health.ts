@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { redactConnectionString } from '../pool/index.js';
+import { redactConnectionString, type PgPool } from '../pool/index.js';
 import { withTimeout } from '../pool/with-timeout.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import { PgPoolRegistry } from './pg-pool.registry.js';
@@ -57,10 +57,13 @@ export class PgPoolHealthIndicator {
     const name = options.pool ?? DEFAULT_POOL_NAME;
     const timeoutMs = options.timeoutMs ?? 1_000;
     const indicator = (await this.healthIndicators()).check(key);
-    if (!this.registry.has(name)) {
+    let pool: PgPool;
+    try {
+      pool = this.registry.tenants ? await this.registry.getOrCreate(name) : this.registry.get(name);
+    } catch (error) {
+      if (this.registry.tenants) return indicator.down({ pool: name, message: redactConnectionString((error as Error).message) });
       return indicator.down({ pool: name, message: `no pool named '${name}'; registered: ${this.registry.ids().join(', ')}` });
     }
-    const pool = this.registry.get(name);
     try {
       await withTimeout(pool.withConnection((client) => client.query('SELECT 1'), { timeoutMs }), timeoutMs,
         `timeout of ${timeoutMs}ms exceeded`);
@@ -68,6 +71,27 @@ export class PgPoolHealthIndicator {
     } catch (error) {
       return indicator.down({ pool: name, message: redactConnectionString((error as Error).message), ...pool.getStats() });
     }
+  }
+
+  /**
+   * The tenant pools (`PgPoolModule.forTenants`) as a whole, in one entry however many
+   * tenants there are: open pools, the connection budget in use, the failing tenants (up
+   * to 10 ids, and their count). Up while at most `maxFailing` tenants are failing
+   * (default: any number): one tenant's missing database must not take the service out
+   * of the load balancer for every other tenant. Check a tenant itself with
+   * `isHealthy(key, { pool: tenantId })` (its pool is created if need be).
+   */
+  async isTenantPoolsHealthy<const Key extends string>(key: Key, options: { maxFailing?: number } = {}): Promise<PgPoolHealthResult<Key>> {
+    const indicator = (await this.healthIndicators()).check(key);
+    const tenants = this.registry.tenants;
+    if (!tenants) return indicator.down({ message: 'no tenant pools: PgPoolModule.forTenants is not registered' });
+    const health = tenants.health();
+    const maxFailing = options.maxFailing ?? Number.POSITIVE_INFINITY;
+    const details = { ...health, budget: health.budget ?? null };
+    if (health.failingCount > maxFailing) {
+      return indicator.down({ ...details, message: `${health.failingCount} tenant pools are failing (more than ${maxFailing})` });
+    }
+    return indicator.up(details);
   }
 
   private async healthIndicators(): Promise<HealthIndicators> {

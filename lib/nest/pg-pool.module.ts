@@ -6,6 +6,8 @@ import { PgPoolRegistry } from './pg-pool.registry.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolForRootAsyncOptions, PgPoolForRootOptions } from './pg-pool.module-definition.js';
 import { getPoolToken, poolNameOfToken } from './pg-pool.utils.js';
+import { PgTenantPoolsModule } from './pg-tenant-pools.module.js';
+import type { PgTenantPoolsAsyncOptions, PgTenantPoolsOptions } from './pg-tenant-pools.module-definition.js';
 
 /**
  * The module applications import, a thin facade in the manner of `TypeOrmModule`:
@@ -14,6 +16,7 @@ import { getPoolToken, poolNameOfToken } from './pg-pool.utils.js';
  *     PgPoolModule.forRoot([{ name: 'default', ... }, { name: 'analytics', ... }])
  *     PgPoolModule.forRootAsync({ name, imports, inject, useFactory | useClass | useExisting })
  *     PgPoolModule.forFeature(['default', 'analytics'])                    // in a feature module
+ *     PgPoolModule.forTenants({ resolve: (id) => ({ connectionString: urlOf(id) }), connectionBudget: 20 })
  */
 @Module({})
 export class PgPoolModule {
@@ -32,6 +35,22 @@ export class PgPoolModule {
   /** Registers one pool whose options come from a factory, a class or an existing provider. */
   static forRootAsync(options: PgPoolForRootAsyncOptions): DynamicModule {
     return { module: PgPoolModule, imports: [PgPoolCoreModule.forRootAsync(options)] };
+  }
+
+  /**
+   * A pool per database id, created on first use from `resolve(id)` (a database or a role
+   * per tenant): at most `maxPools` open, each closed after `idleCloseMs` unused, all
+   * within one `connectionBudget`. `@UseConnection({ pool: (request) => tenantOf(request) })`
+   * picks the pool per request; `PgPoolRegistry.getOrCreate(id)` and the injectable
+   * `TenantPools` reach them from code. Alongside `forRoot`'s pools, not instead.
+   */
+  static forTenants(options: PgTenantPoolsOptions): DynamicModule {
+    return { module: PgPoolModule, imports: [PgTenantPoolsModule.forTenants(options)] };
+  }
+
+  /** `forTenants` with options from a factory, a class or an existing provider (Nest injection). */
+  static forTenantsAsync(options: PgTenantPoolsAsyncOptions): DynamicModule {
+    return { module: PgPoolModule, imports: [PgTenantPoolsModule.forTenantsAsync(options)] };
   }
 
   /**

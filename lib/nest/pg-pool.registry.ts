@@ -1,7 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { serveControllers, stopServing } from './handler-binding.js';
-import { PgPool, PoolConfigError, type PoolStats } from '../pool/index.js';
+import { PgPool, PoolConfigError, TenantPools, UnknownPoolError, type PoolStats, type TenantPoolsOptions } from '../pool/index.js';
 import { DEFAULT_POOL_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './pg-pool.constants.js';
 import type { PgPoolModuleOptions } from './pg-pool-module-options.js';
 import { PgPoolMaintenanceService } from './pg-pool-maintenance.service.js';
@@ -19,11 +19,13 @@ interface RegisteredPool {
 @Injectable()
 export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('PgPoolModule');
-  private readonly pools = new Map<string, RegisteredPool>();
+  private readonly registered = new Map<string, RegisteredPool>();
   /** Pools still opening: a bootstrap that fails waits for them before closing all. */
   private readonly opening = new Set<Promise<void>>();
   /** Set once the application has started: a failure after that is one pool's alone. */
   private bootstrapped = false;
+  /** With `PgPoolModule.forTenants`: the pools created per database id on first use. */
+  private tenantPools: TenantPools | undefined;
 
   constructor(private readonly maintenance: PgPoolMaintenanceService, private readonly discovery: DiscoveryService) {}
 
@@ -41,12 +43,12 @@ export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnA
    * only the pool that failed.
    */
   async create(name: string, options: PgPoolModuleOptions): Promise<PgPool> {
-    if (this.pools.has(name)) {
+    if (this.registered.has(name)) {
       throw new PoolConfigError(name, 'a pool with this name is already registered; give each pool a distinct `name`');
     }
     const { failFast = true, openTimeoutMs, shutdownTimeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS, ...poolOptions } = options;
     const pool = new PgPool({ logger: new Logger(`PgPool:${name}`), ...poolOptions, name });
-    this.pools.set(name, { pool, shutdownTimeoutMs });
+    this.registered.set(name, { pool, shutdownTimeoutMs });
     this.maintenance.schedule(pool);
     const opened = pool.open({ wait: failFast, timeoutMs: openTimeoutMs });
     const tracked = opened.catch(() => undefined);
@@ -76,41 +78,102 @@ export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnA
    */
   async abortBootstrap(): Promise<void> {
     await Promise.all(this.opening);
-    await this.closeAll();
+    await Promise.all([this.closeAll(), this.tenantPools?.close()]);
   }
 
-  /** The pool registered under this name; a clear error listing the known names otherwise. */
+  /**
+   * Turns on tenant pools (`PgPoolModule.forTenants` does): pools created per database id
+   * on first use, from `resolve(id)`. Once per application.
+   */
+  enableTenants(options: TenantPoolsOptions): TenantPools {
+    if (this.tenantPools) throw new PoolConfigError('tenants', 'PgPoolModule.forTenants is registered twice; register it once');
+    const resolve = options.resolve;
+    this.tenantPools = new TenantPools({
+      logger: new Logger('PgPoolModule'),
+      ...options,
+      // Each tenant's pool logs through Nest, as a registered pool does, unless told otherwise.
+      resolve: async (id) => {
+        const config = await resolve(id);
+        return config && typeof config === 'object' ? { logger: new Logger(`PgPool:${id}`), ...config } : config;
+      },
+    });
+    return this.tenantPools;
+  }
+
+  /** The tenant pools, if `PgPoolModule.forTenants` is registered: per-tenant stats on demand, health, eviction. */
+  get tenants(): TenantPools | undefined {
+    return this.tenantPools;
+  }
+
+  /** The pool registered under this name, or the tenant pool of this id if it is open now. */
+  find(name: string): PgPool | undefined {
+    return this.registered.get(name)?.pool ?? this.tenantPools?.peek(name);
+  }
+
+  /**
+   * The pool of this database id: a registered one, or its tenant pool, created on first
+   * use (`PgPoolModule.forTenants`). Rejects with `UnknownPoolError` for an id that is
+   * neither, saying how ids are resolved.
+   */
+  async getOrCreate(name: string): Promise<PgPool> {
+    const found = this.find(name);
+    if (found) return found;
+    if (!this.tenantPools) return this.get(name);
+    try {
+      return await this.tenantPools.get(name);
+    } catch (error) {
+      if (error instanceof UnknownPoolError) throw this.unknown(name);
+      throw error;
+    }
+  }
+
+  /** The pool registered under this name (or an open tenant pool); a clear error listing the known names otherwise. */
   get(name: string = DEFAULT_POOL_NAME): PgPool {
-    const entry = this.pools.get(name);
-    if (!entry) {
+    const found = this.find(name);
+    if (!found) {
+      if (this.tenantPools) throw this.unknown(name);
       throw new PoolConfigError(name, `no such pool; registered pools: ${this.ids().map((id) => `'${id}'`).join(', ') || '(none)'}. ` +
         'Register it with PgPoolModule.forRoot({ name, ... })');
     }
-    return entry.pool;
+    return found;
+  }
+
+  private unknown(name: string): UnknownPoolError {
+    const registered = this.ids().map((id) => `'${id}'`).join(', ') || '(none)';
+    return new UnknownPoolError(name, `no such database id. Ids resolve as: the pools registered with forRoot (${registered}), ` +
+      `then the tenant resolver of PgPoolModule.forTenants, which returned no options for '${name}'`);
   }
 
   /** Whether a pool is registered under this name. */
   has(name: string): boolean {
-    return this.pools.has(name);
+    return this.registered.has(name);
+  }
+
+  /**
+   * Every pool open now: the registered ones, then the tenant pools. What to hand the
+   * metrics exporters (`registerPrometheusMetrics(() => registry.pools())`).
+   */
+  pools(): PgPool[] {
+    return [...[...this.registered.values()].map((entry) => entry.pool), ...(this.tenantPools?.pools() ?? [])];
   }
 
   /** The registered database ids. */
   ids(): string[] {
-    return [...this.pools.keys()];
+    return [...this.registered.keys()];
   }
 
   /** Every pool's stats, by name. */
   stats(): Record<string, PoolStats> {
     const all: Record<string, PoolStats> = {};
-    for (const [name, { pool }] of this.pools) all[name] = pool.getStats();
+    for (const [name, { pool }] of this.registered) all[name] = pool.getStats();
     return all;
   }
 
   /** Closes one pool and forgets it. */
   async close(name: string): Promise<void> {
-    const entry = this.pools.get(name);
+    const entry = this.registered.get(name);
     if (!entry) return;
-    this.pools.delete(name);
+    this.registered.delete(name);
     this.maintenance.unschedule(name);
     await entry.pool.close({ timeoutMs: entry.shutdownTimeoutMs });
   }
@@ -128,6 +191,6 @@ export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnA
   /** Nest's shutdown hook: drains and closes every pool. */
   async onApplicationShutdown(): Promise<void> {
     stopServing(this);
-    await this.closeAll();
+    await Promise.all([this.closeAll(), this.tenantPools?.close()]);
   }
 }

@@ -1,9 +1,19 @@
 import type { TransactionOptions } from '../pool/index.js';
 
+/**
+ * Picks the database id of a request, for a database per tenant: from a header, a JWT
+ * claim, the host name. May be async. A throw (e.g. `BadRequestException` for a missing
+ * header) is the request's answer. See `PgPoolModule.forTenants`.
+ */
+export type PoolSelector<Request = unknown> = (request: Request) => string | Promise<string>;
+
 /** What `@UseConnection()` takes: a pool name, or these options. */
-export interface UseConnectionOptions {
-  /** The database id. Default `'default'`. */
-  pool?: string;
+export interface UseConnectionOptions<Request = unknown> {
+  /**
+   * The database id, default `'default'`; or a function from the request to it, for
+   * tenant pools (created on first use by `PgPoolModule.forTenants`).
+   */
+  pool?: string | PoolSelector<Request>;
   /** Run the handler in a transaction: COMMIT after success, ROLLBACK after any error. */
   transaction?: boolean | TransactionOptions;
   /** How long to wait for a connection; default the pool's `acquireTimeoutMs`. */
@@ -18,7 +28,7 @@ export interface UseConnectionOptions {
 
 /** `UseConnectionOptions` after defaults: what the interceptor reads from metadata. */
 export interface UseConnectionSettings {
-  pool: string;
+  pool: string | PoolSelector<never>;
   transaction: TransactionOptions | undefined;
   timeoutMs: number | undefined;
   fallback: string | undefined;

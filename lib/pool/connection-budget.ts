@@ -51,6 +51,7 @@ export interface ConnectionBudgetStats {
  * connection anyway, scans the members.
  */
 export class ConnectionBudget {
+  /** The most connections the pools sharing this budget may have open (or being opened) together. */
   readonly max: number;
   private held = 0;
   private reclaimedCount = 0;
@@ -77,6 +78,7 @@ export class ConnectionBudget {
     return this.queue.size > 0;
   }
 
+  /** A snapshot: max, permits in use, pools waiting, connections reclaimed so far. */
   stats(): ConnectionBudgetStats {
     return { max: this.max, inUse: this.held, waiting: this.queue.size, reclaimed: this.reclaimedCount };
   }

@@ -65,7 +65,9 @@ const DEFAULTS = { maxPools: 100, idleCloseMs: 300_000, closeTimeoutMs: 10_000 }
  * server's reason (`PoolUnavailableError`); the other pools never wait for it.
  */
 export class TenantPools {
+  /** Tenant pools open at most. */
   readonly maxPools: number;
+  /** A pool unused this long, with nothing checked out, is closed. */
   readonly idleCloseMs: number;
   /** The budget the tenant pools share, if any. */
   readonly budget: ConnectionBudget | undefined;
