@@ -82,7 +82,7 @@ async function run(subject: Subject, traffic: Traffic, base: string, round: numb
     : undefined;
   const map = subject === 'TenantPools' ? undefined : new PoolPerTenant(base);
   const query = async (tenant: number): Promise<void> => {
-    const pool = tenants ? await tenants.get(String(tenant)) : map!.get(tenant);
+    const pool: { query(text: string): Promise<unknown> } = tenants ? await tenants.get(String(tenant)) : map!.get(tenant);
     await pool.query('SELECT current_database()');
   };
 

@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { from, isObservable, Observable, of, type Subscription } from 'rxjs';
-import { PoolUsageError, type PgPool, type PooledClient } from '../pool/index.js';
+import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
 import { runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -87,6 +87,7 @@ export function bindConnection(
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
   invoke: (name: string) => unknown,
+  request?: unknown,
 ): Observable<unknown> {
   return new Observable<unknown>((subscriber) => {
     let name = poolLabel(settings);
@@ -141,9 +142,15 @@ export function bindConnection(
       name = bound.name;
       pool = bound.pool;
       const acquire = { timeoutMs: settings.timeoutMs };
-      const running = settings.transaction
-        ? pool.withTransaction(work, { ...settings.transaction, ...acquire })
-        : pool.withConnection(work, acquire);
+      let running: Promise<void>;
+      try {
+        running = settings.transaction
+          ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
+          : pool.withConnection(work, acquire);
+      } catch (error) {
+        // A setting's function threw for this request: its answer, nothing acquired.
+        return failed(error);
+      }
       running.then(
         () => {
           finish();
@@ -156,6 +163,16 @@ export function bindConnection(
     else start(target);
     return abort;
   });
+}
+
+/** The request's transaction-local settings: each fixed value, or its function's value for this request. */
+function settingsFor(settings: UseConnectionSettings, request: unknown): TransactionSettings | undefined {
+  if (settings.settings === undefined) return undefined;
+  const values: Record<string, string | number | boolean | null | undefined> = {};
+  for (const [name, source] of Object.entries(settings.settings)) {
+    values[name] = typeof source === 'function' ? (source as (request: unknown) => string | number | boolean | null | undefined)(request) : source;
+  }
+  return values;
 }
 
 /** What a handler returned, as an Observable; a throw becomes its error. */

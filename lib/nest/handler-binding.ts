@@ -127,7 +127,7 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
       return original.apply(this, withClients(args, settings.pool));
     }
     const target = poolFor(registryOf(this, settings), settings, exchange?.request);
-    return bindConnection(target, settings, response, (name) => original.apply(this, withClients(args, name)));
+    return bindConnection(target, settings, response, (name) => original.apply(this, withClients(args, name)), exchange?.request);
   };
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);

@@ -8,7 +8,7 @@ export { PgPoolExceptionFilter, type PoolUnavailableBody } from './pg-pool-excep
 export { PgConnectionInterceptor, RequestAbortedError } from './pg-connection.interceptor.js';
 export { InjectPool, UseConnection, Conn } from './pg-pool.decorators.js';
 export { currentConnection } from './current-connection.js';
-export type { UseConnectionOptions, PoolSelector } from './use-connection-options.js';
+export type { UseConnectionOptions, PoolSelector, SettingSource } from './use-connection-options.js';
 export type { PgTenantPoolsOptions, PgTenantPoolsAsyncOptions, PgTenantPoolsOptionsFactory } from './pg-tenant-pools.module-definition.js';
 export { getPoolToken } from './pg-pool.utils.js';
 export { DEFAULT_POOL_NAME } from './pg-pool.constants.js';

@@ -52,6 +52,7 @@ export class PgConnectionInterceptor implements NestInterceptor {
     if (!settings || (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool))) return next.handle();
     const http = context.getType() === 'http' ? context.switchToHttp() : undefined;
     const response = http ? closableResponse(http.getResponse()) : undefined;
-    return bindConnection(poolFor(this.registry, settings, http?.getRequest()), settings, response, () => next.handle());
+    const request: unknown = http?.getRequest();
+    return bindConnection(poolFor(this.registry, settings, request), settings, response, () => next.handle(), request);
   }
 }

@@ -1,5 +1,5 @@
 import { createParamDecorator, Inject, type ExecutionContext } from '@nestjs/common';
-import type { PooledClient } from '../pool/index.js';
+import { PoolConfigError, type PooledClient } from '../pool/index.js';
 import { currentConnection, currentScope } from './current-connection.js';
 import { bindHandler, connPlaceholder, isBound, routeHandlers } from './handler-binding.js';
 import { DEFAULT_POOL_NAME, USE_CONNECTION_METADATA } from './pg-pool.constants.js';
@@ -23,7 +23,12 @@ export const InjectPool = (name: string = DEFAULT_POOL_NAME): PropertyDecorator 
  */
 export function UseConnection<Request = unknown>(poolOrOptions: string | UseConnectionOptions<Request> = {}): ClassDecorator & MethodDecorator {
   const options = typeof poolOrOptions === 'string' ? { pool: poolOrOptions } : poolOrOptions;
+  if (options.settings !== undefined && !options.transaction) {
+    throw new PoolConfigError(typeof options.pool === 'string' ? options.pool : DEFAULT_POOL_NAME,
+      '@UseConnection: `settings` apply to the request\'s transaction alone (set_config(..., true)); add `transaction: true`');
+  }
   const settings: UseConnectionSettings = {
+    settings: options.settings as UseConnectionSettings['settings'],
     pool: (options.pool ?? DEFAULT_POOL_NAME) as UseConnectionSettings['pool'],
     transaction: options.transaction === true ? {} : options.transaction || undefined,
     timeoutMs: options.timeoutMs,

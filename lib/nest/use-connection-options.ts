@@ -1,5 +1,9 @@
 import type { TransactionOptions } from '../pool/index.js';
 
+/** A transaction-local setting's value: fixed, or a function of the request. */
+export type SettingSource<Request = unknown> = string | number | boolean | null | undefined |
+  ((request: Request) => string | number | boolean | null | undefined);
+
 /**
  * Picks the database id of a request, for a database per tenant: from a header, a JWT
  * claim, the host name. May be async. A throw (e.g. `BadRequestException` for a missing
@@ -19,6 +23,15 @@ export interface UseConnectionOptions<Request = unknown> {
   /** How long to wait for a connection; default the pool's `acquireTimeoutMs`. */
   timeoutMs?: number;
   /**
+   * Settings for the request's transaction alone (needs `transaction`), each fixed or a
+   * function of the request: `{ 'app.tenant_id': (req) => req.user.tenantId, role: 'tenant_user' }`.
+   * Applied right after BEGIN with `set_config(name, value, true)` (values as parameters;
+   * `role` is SET LOCAL ROLE), they end with the transaction, so no other request on the
+   * connection ever sees them: row-level security per request. A null or undefined value
+   * leaves the setting as it is.
+   */
+  settings?: Readonly<Record<string, SettingSource<Request>>>;
+  /**
    * Another pool to use while `pool` is down (no connection, and connecting fails): e.g.
    * `{ pool: 'replica', fallback: 'primary' }` sends reads to the primary when no replica
    * answers. The client is still in scope under `pool`'s name.
@@ -29,6 +42,7 @@ export interface UseConnectionOptions<Request = unknown> {
 /** `UseConnectionOptions` after defaults: what the interceptor reads from metadata. */
 export interface UseConnectionSettings {
   pool: string | PoolSelector<never>;
+  settings: Readonly<Record<string, SettingSource<never>>> | undefined;
   transaction: TransactionOptions | undefined;
   timeoutMs: number | undefined;
   fallback: string | undefined;

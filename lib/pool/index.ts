@@ -17,7 +17,7 @@ export {
   type ReconnectFailedInfo,
   type ReconnectingPool,
 } from './pool-options.js';
-export type { IsolationLevel, TransactionOptions } from './transaction-options.js';
+export type { IsolationLevel, TransactionOptions, TransactionSettings } from './transaction-options.js';
 export type { PgPoolConfig } from './pg-pool-config.js';
 export type { MultiplexSettings } from './multiplexer.js';
 export type { ConnectCallback, QueryCallback } from './pg-callbacks.js';

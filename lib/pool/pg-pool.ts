@@ -25,7 +25,7 @@ import type { PgPoolConfig } from './pg-pool-config.js';
 import { callBack, isSubmittable, type ConnectCallback, type QueryCallback } from './pg-callbacks.js';
 import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js';
 import type { PooledClient } from './pooled-client.js';
-import { beginStatement, type TransactionOptions } from './transaction-options.js';
+import { beginStatement, settingsStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
 import { isShareable, Multiplexer } from './multiplexer.js';
 import { LATE, raceDeadline, withTimeout } from './with-timeout.js';
@@ -661,10 +661,12 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    */
   async withTransaction<T>(fn: (client: PooledClient) => Promise<T> | T, options: TransactionOptions & AcquireOptions = {}): Promise<T> {
     const begin = beginStatement(this.name, options);
+    const settings = settingsStatement(this.name, options.settings);
     return this.withConnection(async (client) => {
       await client.query(begin);
       let result: T;
       try {
+        if (settings) await client.query(settings.text, settings.values);
         result = await fn(client);
       } catch (error) {
         // The pool's own statement, on the client itself: it must run even when the
