@@ -52,6 +52,7 @@ export function handleConstructor(client: Client, connection: PoolConnection, gi
   }
   // The hot path, without rest arguments: pg's query takes (config, values, callback).
   const query = function query(config: unknown, values?: unknown, callback?: unknown): unknown {
+    if (!connection.sessionChanged && changesSession(config)) connection.sessionChanged = true;
     return methods.query.call(client, config, values, callback);
   };
   proto[Symbol.asyncDispose] = function dispose(this: PooledClient): Promise<void> {
@@ -70,6 +71,19 @@ export function handleConstructor(client: Client, connection: PoolConnection, gi
   } as unknown as HandleConstructor;
   Handle.prototype = proto;
   return Handle;
+}
+
+/**
+ * SET (not SET LOCAL), RESET, DISCARD, or a set_config() call anywhere in the text: a
+ * statement that may leave a setting or a role behind for the next borrower. A look at
+ * the text, not a parse: a false positive costs one RESET ALL on return; settings changed
+ * out of sight (inside a function) need `resetOnReturn: 'always'`.
+ */
+const SESSION_CHANGE = /(?:^|;)\s*(?:set(?!\s+local\b)(?!\s+transaction\b)|reset|discard)\b|set_config\s*\(/i;
+
+function changesSession(config: unknown): boolean {
+  const text = typeof config === 'string' ? config : (config as { text?: unknown } | null | undefined)?.text;
+  return typeof text === 'string' && SESSION_CHANGE.test(text);
 }
 
 /** The connection behind a handle, or undefined for anything else (a client of another pool). */

@@ -666,7 +666,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       await client.query(begin);
       let result: T;
       try {
-        if (settings) await client.query(settings.text, settings.values);
+        // On the client itself: transaction-local, nothing for resetOnReturn to undo.
+        if (settings) await (connectionOf(client)?.client ?? client).query(settings.text, settings.values);
         result = await fn(client);
       } catch (error) {
         // The pool's own statement, on the client itself: it must run even when the

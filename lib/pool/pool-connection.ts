@@ -62,6 +62,11 @@ export class PoolConnection {
    * server which on return, and drops the connection only in the second case.
    */
   suspectReadOnly = false;
+  /**
+   * A statement that may change the session (SET, RESET, DISCARD, set_config) ran on it
+   * since its last return: `resetOnReturn: 'auto'` resets it before the next borrower.
+   */
+  sessionChanged = false;
   /** A CancelRequest for this connection's statement, until the server has taken it. */
   cancelling: Promise<unknown> | undefined;
   /** Makes this connection's checkout handles; made at its first checkout. */

@@ -148,6 +148,15 @@ export interface PgPoolOptions {
    */
   multiplex?: boolean | MultiplexOptions;
   /**
+   * What the pool resets on a returned connection, so that a session-level change made by
+   * a borrower (`SET app.tenant_id`, `SET ROLE`, `SET search_path`) never reaches the next
+   * one: `'auto'` (default) runs `RESET ALL` (and `RESET ROLE`) after a checkout that sent
+   * a SET, RESET, DISCARD or set_config() statement, and nothing otherwise; `'always'`
+   * after every checkout (a round trip each, but settings changed inside functions are
+   * caught too); `'never'` trusts the code. Transaction-local settings need none of it.
+   */
+  resetOnReturn?: 'auto' | 'always' | 'never';
+  /**
    * A connection budget this pool shares with others (`new ConnectionBudget(20)`): the
    * pools sharing one never have more connections open together than its `max`, each
    * still within its own `max`. For a database per tenant; see docs/tenants.md.
@@ -232,6 +241,8 @@ export interface ResolvedPoolOptions {
   multiplex: MultiplexSettings | undefined;
   /** The connection budget shared with other pools, if any. */
   budget: ConnectionBudget | undefined;
+  /** What is reset on a returned connection. */
+  resetOnReturn: 'auto' | 'always' | 'never';
   /** pg.Pool's view of `maxLifetimeMs`, in seconds (0 = never), for code that reads `pool.options`. */
   maxLifetimeSeconds: number;
   /** pg.Pool's view of `maxIdleMs` (`null` = never), for code that reads `pool.options`. */
@@ -263,7 +274,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PgPoolOptions>([
   'maxLifetimeMs', 'maxIdleMs', 'reconnectTimeoutMs', 'onReconnectFailed', 'reconnectDelayMs',
   'reconnectMaxDelayMs', 'checkOnAcquire', 'configure', 'reset', 'order', 'keepaliveIntervalMs',
   'connectTimeoutMs', 'leakDetectionMs', 'unavailableTimeoutMs', 'scheduleMaintenance', 'logger', 'Client', 'targetSessionAttrs',
-  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle', 'multiplex', 'budget',
+  'loadBalanceHosts', 'maxUses', 'allowExitOnIdle', 'multiplex', 'budget', 'resetOnReturn',
 ]);
 
 /** The check `checkOnAcquire: true` and keepalive run: one round trip, no table touched. */
@@ -363,6 +374,8 @@ export function resolvePoolOptions(given: PgPoolConfig | null = {}, ClientClass?
   if (budget !== undefined && min > budget.max) {
     fail(`\`min\` (${min}) exceeds the connection budget's max (${budget.max}): the pool could never reach it; lower \`min\` (0 suits pools sharing a budget)`);
   }
+  const resetOnReturn = options.resetOnReturn ?? 'auto';
+  if (!['auto', 'always', 'never'].includes(resetOnReturn)) fail(`\`resetOnReturn\` must be 'auto', 'always' or 'never', not ${JSON.stringify(resetOnReturn)}`);
   const Client = options.Client ?? ClientClass ?? pg.Client;
   if (typeof Client !== 'function') fail('`Client` must be a class such as pg.Client');
   const maxLifetimeMs = duration('maxLifetimeMs', 1);
@@ -398,6 +411,7 @@ export function resolvePoolOptions(given: PgPoolConfig | null = {}, ClientClass?
     allowExitOnIdle: options.allowExitOnIdle ?? false,
     multiplex: multiplexSettings(options.multiplex, fail),
     budget,
+    resetOnReturn,
     maxLifetimeSeconds: maxLifetimeMs === Number.POSITIVE_INFINITY ? 0 : maxLifetimeMs / 1000,
     idleTimeoutMillis: maxIdleMs === Number.POSITIVE_INFINITY ? null : maxIdleMs,
   };

@@ -32,6 +32,7 @@ export class ReturnInspector {
   /** Nothing to wait for, roll back or reset: the connection can go back at once. */
   isClean(connection: PoolConnection): boolean {
     if (connection.isLost || connection.isBusy || this.settings.reset || connection.cancelling || connection.suspectReadOnly) return false;
+    if (this.settings.resetOnReturn === 'always' || (connection.sessionChanged && this.settings.resetOnReturn === 'auto')) return false;
     const status = connection.client.getTransactionStatus();
     return status !== 'T' && status !== 'E';
   }
@@ -60,6 +61,15 @@ export class ReturnInspector {
         this.counters.returnsBad++;
         await step(() => connection.client.query('ROLLBACK'), 'ROLLBACK');
       }
+      const { resetOnReturn } = this.settings;
+      if (resetOnReturn === 'always' || (resetOnReturn === 'auto' && connection.sessionChanged)) {
+        // Settings and role back to the session's defaults; RESET ROLE as well, which RESET ALL may leave.
+        await step(() => connection.client.query('RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION'), 'RESET ALL');
+        // The connection as new: what `configure` set at connect time is set again.
+        const { configure } = this.settings;
+        if (configure) await step(async () => configure(connection.client), 'configure after RESET ALL');
+      }
+      connection.sessionChanged = false;
       const { reset } = this.settings;
       if (reset) {
         await step(async () => reset(connection.client), 'the reset hook');

@@ -46,6 +46,12 @@ class TenantController {
     return { count: rows[0].n };
   }
 
+  @Get('setting')
+  @UseConnection<Request>({ pool: tenantOf, transaction: true, settings: { 'app.tenant_id': (req) => req.header('x-tenant'), 'app.source': 'header' } })
+  async setting(@Conn() client: PooledClient): Promise<unknown> {
+    return (await client.query("SELECT current_setting('app.tenant_id') AS tenant, current_setting('app.source') AS source")).rows[0];
+  }
+
   @Get('count')
   async count(@Conn() client: PooledClient): Promise<{ count: number }> {
     return { count: (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM notes')).rows[0].n };
@@ -157,6 +163,14 @@ describe('@UseConnection with a pool picked per request (PgPoolModule.forTenants
     expect(responses.every((r, i) => r.body.db === `${PREFIX}${TENANTS[i % TENANTS.length]}`)).toBe(true);
     expect(peak).toBeLessThanOrEqual(3);
     expect(app.registry.pools().length).toBeLessThanOrEqual(1 + 4);
+  });
+
+  it('applies per-request settings to the transaction alone, and refuses settings without a transaction', async () => {
+    const http = request(app.app.getHttpServer());
+    expect((await http.get('/t/setting').set('x-tenant', 'acme').expect(200)).body).toEqual({ tenant: 'acme', source: 'header' });
+    const after = await (await app.registry.getOrCreate('acme')).query("SELECT nullif(current_setting('app.tenant_id', true), '') AS tenant");
+    expect(after.rows[0].tenant).toBeNull();
+    expect(() => UseConnection({ settings: { 'app.tenant_id': '1' } })).toThrow(/add `transaction: true`/);
   });
 
   it('closes every tenant pool on shutdown', async () => {
