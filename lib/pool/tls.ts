@@ -49,3 +49,37 @@ export function compileTls(ssl: TlsSetting): TlsSetting {
   // servername, checkServerIdentity) stays for tls.connect.
   return { ...rest, secureContext: createSecureContext(ssl) };
 }
+
+/** Node's codes for a certificate chain that does not lead to a CA the client trusts. */
+const UNTRUSTED_CHAIN = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_UNTRUSTED',
+]);
+
+/** pg's message when the server answers the SSLRequest with 'N'. */
+const NO_TLS_AT_SERVER = 'The server does not support SSL connections';
+
+/**
+ * A TLS failure's reason in words that say what to change, with Node's or pg's own
+ * message kept in it (what a search engine knows); undefined for any other error.
+ * Node's "self-signed certificate in certificate chain" does not say that the client's
+ * CA is the thing to fix, nor pg's "does not support SSL" that nothing went in clear.
+ */
+export function explainTlsFailure(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && UNTRUSTED_CHAIN.has(code)) {
+    return `the server's TLS certificate is not signed by a CA this client trusts (${error.message}): ` +
+      'give the CA that signed it as `ssl.ca`, or `sslrootcert=<file>` in the URL';
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return `the server's TLS certificate is not for the host connected to (${error.message}): ` +
+      'connect by a name the certificate lists, or set `ssl.servername` to one';
+  }
+  if (code === 'ERR_OSSL_BAD_DECRYPT') {
+    return `the TLS client key could not be decrypted (${error.message}): check \`ssl.passphrase\``;
+  }
+  if (error.message === NO_TLS_AT_SERVER) {
+    return `${NO_TLS_AT_SERVER}: TLS is off at the server, and the settings require it, so nothing was sent in clear`;
+  }
+  return undefined;
+}
