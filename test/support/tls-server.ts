@@ -13,7 +13,8 @@ import { TEST_PASSWORD } from './test-secrets.js';
  * - `ca.crt`: the CA that signed the server's and the client's certificates;
  * - `server.crt`/`server.key`: for `localhost` and `127.0.0.1` (subjectAltName), nothing else;
  * - `client.crt`/`client.key`: for the role `certuser`, the key encrypted with `passphrase`;
- * - `wrong-ca.crt`: an unrelated CA, which signed nothing the server presents.
+ * - `wrong-ca.crt`: an unrelated CA, which signed nothing the server presents;
+ * - `bundle.crt`: both CAs in one file, as providers ship their CA bundles.
  * EC keys (P-256): made in milliseconds, where RSA keys can take a second on a loaded machine.
  */
 export class ThrowAwayCa {
@@ -34,7 +35,7 @@ export class ThrowAwayCa {
   }
 
   /** A file of the CA's directory, by name. */
-  file(name: 'ca.crt' | 'wrong-ca.crt' | 'server.crt' | 'server.key' | 'client.crt' | 'client.key'): string {
+  file(name: 'ca.crt' | 'wrong-ca.crt' | 'bundle.crt' | 'server.crt' | 'server.key' | 'client.crt' | 'client.key'): string {
     return join(this.dir, name);
   }
 
@@ -67,6 +68,7 @@ export class ThrowAwayCa {
       '-subj', '/CN=nestjs-pg-pool throw-away test CA', ...caExtensions);
     this.openssl('req', '-x509', ...ec, '-nodes', '-keyout', 'wrong-ca.key', '-out', 'wrong-ca.crt', '-days', '2',
       '-subj', '/CN=an unrelated CA', ...caExtensions);
+    writeFileSync(join(this.dir, 'bundle.crt'), this.pem('wrong-ca.crt') + this.pem('ca.crt'));
 
     writeFileSync(join(this.dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
     this.openssl('req', '-new', ...ec, '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
