@@ -5,6 +5,7 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import request from 'supertest';
 import { PoolConfigError, PoolOpenError, type PgPool, type PgPoolOptions } from '../../lib/index.js';
 import { PgPoolHealthIndicator, PgPoolModule } from '../../lib/nest/index.js';
+import { sendCancelRequest } from '../../lib/pool/cancel-request.js';
 import { appNameOf, createTestPool, eventually, recordingLogger, sweptSecrets, testUrl, uniqueAppName } from '../support/database.js';
 import { startApp } from '../support/nest-app.js';
 import { freePort, PostgresServer } from '../support/postgres-server.js';
@@ -174,6 +175,20 @@ describe('every connection the pool makes uses the TLS settings', () => {
     } finally {
       await gate.close();
     }
+  });
+
+  it('PostgreSQL honours a cancel request in clear even on a hostssl-only server (why the test above needs its gate)', async () => {
+    const pool = createTestPool({ connectionString: tls.url({ query: verifyFull() }), min: 1, max: 1 });
+    await pool.withConnection(async (client) => {
+      const sleeping = client.query('SELECT pg_sleep(60)').then(() => 'not cancelled', (error: { code?: string }) => error.code);
+      await eventually('the statement runs', async () => (await tls.sql<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+        [appNameOf(pool)]))[0].n === 1);
+      const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+      // No TLS settings: the request goes in clear, as the pool's did before it used the session's.
+      expect(await sendCancelRequest({ host: '127.0.0.1', port: tls.port }, processID, secretKey, 5_000)).toBe(true);
+      expect(await sleeping).toBe('57014');
+    });
   });
 
   it('multi-host attempts: each host is tried with TLS, a server without it is passed over, and each host\'s reason is named', async () => {
