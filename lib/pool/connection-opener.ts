@@ -3,6 +3,7 @@ import { ConnectError } from './errors.js';
 import { PoolConnection } from './pool-connection.js';
 import { LATE, raceDeadline, TimeoutError, withTimeout } from './with-timeout.js';
 import { workBoundMs, type ResolvedPoolOptions } from './pool-options.js';
+import { explainTlsFailure } from './tls.js';
 import { hostsToTry, sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 
 /** Spread `maxLifetimeMs` by up to this fraction, so connections opened together expire apart. */
@@ -49,7 +50,7 @@ export async function connectToTarget<T>(
       try {
         return await attempt(host, pass);
       } catch (error) {
-        refusals.push(`${host.host}:${host.port}: ${options.target.redact(toError(error).message)}`);
+        refusals.push(`${host.host}:${host.port}: ${options.target.redact(reasonOf(error))}`);
       }
     }
   }
@@ -166,8 +167,14 @@ interface WireEvents {
 export function connectErrorOf(options: ResolvedPoolOptions, cause: unknown): ConnectError {
   if (cause instanceof ConnectError) return cause;
   const code = (cause as { code?: unknown } | null)?.code;
-  return new ConnectError(options.name, options.target.describe(), options.target.redact(toError(cause).message),
+  return new ConnectError(options.name, options.target.describe(), options.target.redact(reasonOf(cause)),
     typeof code === 'string' ? code : undefined);
+}
+
+/** Why an attempt failed: the error's message, or for a TLS failure what to change (see tls.ts). */
+function reasonOf(cause: unknown): string {
+  const error = toError(cause);
+  return explainTlsFailure(error) ?? error.message;
 }
 
 export function toError(value: unknown): Error {

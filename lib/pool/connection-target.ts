@@ -1,5 +1,6 @@
 import type { ClientConfig } from 'pg';
 import { describeTarget, redactSecret } from './redact.js';
+import { compileTls, maskTls, type TlsSetting } from './tls.js';
 import type { HostAddress, TargetSessionAttrs } from './target-session.js';
 
 /**
@@ -11,10 +12,18 @@ import type { HostAddress, TargetSessionAttrs } from './target-session.js';
  * The password lives in a `#private` field (as pg-pool keeps it non-enumerable): it
  * is handed to pg only inside the config of one connection attempt, and never shows
  * in `util.inspect`, `console.log` or `JSON.stringify` of the pool or its options.
+ * So do the `ssl` setting's key, passphrase and certificates (see tls.ts).
  */
 export class ConnectionTarget {
   readonly #password: ClientConfig['password'];
-  /** pg's client settings, without the password (which `configFor()` adds). */
+  /** `ssl` as given. */
+  readonly #ssl: TlsSetting;
+  /** `ssl` as pg gets it (see `compileTls`), made at the first connection attempt. */
+  #compiledSsl: TlsSetting;
+  /**
+   * pg's client settings, without the password (which `configFor()` adds), and with
+   * `ssl`'s key, passphrase and certificates shown as `***` (`configFor()` has them).
+   */
   readonly clientConfig: Readonly<ClientConfig>;
 
   constructor(
@@ -26,9 +35,10 @@ export class ConnectionTarget {
     /** libpq's `load_balance_hosts=random`. */
     readonly loadBalanceHosts: boolean,
   ) {
-    const { password, ...rest } = clientConfig;
+    const { password, ssl, ...rest } = clientConfig;
     this.#password = password;
-    this.clientConfig = rest;
+    this.#ssl = ssl;
+    this.clientConfig = ssl === undefined ? rest : { ...rest, ssl: maskTls(ssl) };
   }
 
   /** Whether a password was given (for `pool.options`, which shows it as `***`). */
@@ -41,11 +51,17 @@ export class ConnectionTarget {
     return typeof this.#password === 'string' ? this.#password : undefined;
   }
 
-  /** The settings for one connection to `host` (the first host by default). */
+  /**
+   * The settings for one connection to `host` (the first host by default). Throws if
+   * the TLS settings are unusable (a wrong key passphrase): called inside a connection
+   * attempt, whose failure it then is.
+   */
   configFor(host: HostAddress = this.hosts[0], overrides: ClientConfig = {}): ClientConfig {
-    const config: ClientConfig = { ...this.clientConfig, host: host.host, port: host.port, ...overrides };
+    const config: ClientConfig = { ...this.clientConfig, host: host.host, port: host.port };
     if (this.#password !== undefined) config.password = this.#password;
-    return config;
+    // Made once, kept once made: a failure is tried again at the next attempt.
+    if (this.#ssl !== undefined) config.ssl = this.#compiledSsl ??= compileTls(this.#ssl);
+    return Object.assign(config, overrides);
   }
 
   /** `host:port/database`, or `h1:p1,h2:p2/database`: how logs and errors name the target. */
@@ -53,9 +69,10 @@ export class ConnectionTarget {
     return describeTarget(this.clientConfig, this.hosts.length > 1 ? this.hosts : [this.hosts[0]]);
   }
 
-  /** `text` with the password masked, raw and percent-encoded. */
+  /** `text` with the password and the TLS key's passphrase masked, raw and percent-encoded. */
   redact(text: string): string {
-    return redactSecret(text, this.secret);
+    const passphrase = typeof this.#ssl === 'object' && this.#ssl !== null ? this.#ssl.passphrase : undefined;
+    return redactSecret(redactSecret(text, this.secret), passphrase);
   }
 
   /** What `JSON.stringify` shows: where, `host:port/database`, never the credentials. */

@@ -28,6 +28,7 @@ import type { PooledClient } from './pooled-client.js';
 import { beginStatement, settingsStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
 import { isShareable, Multiplexer } from './multiplexer.js';
+import type { TlsSetting } from './tls.js';
 import { LATE, raceDeadline, withTimeout } from './with-timeout.js';
 
 /** `new` until opened; `closing` while `close()` waits for checked-out clients. */
@@ -902,7 +903,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const { processID, secretKey } = client as unknown as { processID?: number | null; secretKey?: number | null };
     if (typeof processID !== 'number' || typeof secretKey !== 'number') return false;
     // Recorded on the connection: its return waits for this to settle (see inspect).
-    const request = sendCancelRequest(connection.address, processID, secretKey, this.checkTimeoutMs);
+    // The session's own TLS settings, as pg resolved them (from `ssl`, or PGSSLMODE).
+    const { ssl, sslNegotiation } = connection.client as unknown as { ssl?: TlsSetting; sslNegotiation?: string };
+    const request = sendCancelRequest(connection.address, processID, secretKey, this.checkTimeoutMs, { ssl, negotiation: sslNegotiation });
     connection.cancelling = request;
     const delivered = await request;
     if (!delivered) this.#settings.logger.warn(`pool '${this.name}': could not deliver a cancel request to ${connection.host}`);

@@ -443,6 +443,13 @@ function buildClientConfig(options: PgPoolOptions, fail: (message: string) => ne
       urlHosts = split.hosts;
       parsed = parseIntoClientConfig(split.url);
     } catch (error) {
+      // sslrootcert, sslcert and sslkey name files the parser reads: say which one failed
+      // (a path holds no secret), not just that the string "could not be parsed".
+      const { path, code } = (error ?? {}) as { path?: unknown; code?: unknown };
+      if (typeof path === 'string') {
+        fail(`\`connectionString\` names a file that cannot be read: ${path} (${String(code)}); ` +
+          'sslrootcert, sslcert and sslkey must be paths of PEM files (libpq\'s sslrootcert=system is not supported by pg: leave sslrootcert out to use Node\'s CAs)');
+      }
       // The parser's own message may quote the string, and with it the password.
       const kind = (error as { name?: unknown } | null)?.name;
       fail(`\`connectionString\` could not be parsed (${typeof kind === 'string' ? kind : 'invalid URL'}); ` +

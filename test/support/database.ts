@@ -11,6 +11,12 @@ export const watchedPools = new Set<PgPool>();
 /** Every line the pools wrote through their logger, for the no-secrets assertion. */
 export const loggedLines: string[] = [];
 
+/**
+ * Texts the after-file sweep looks for in `loggedLines`, besides the test servers'
+ * passwords: a test file's TLS key and certificate bodies and key passphrase.
+ */
+export const sweptSecrets = new Set<string>();
+
 /** The prefix of `application_name` for this worker's sessions: how we find ours in pg_stat_activity. */
 export const APP_PREFIX = `pgpool-test-${process.pid}-`;
 let sequence = 0;

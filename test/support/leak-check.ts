@@ -1,4 +1,4 @@
-import { APP_PREFIX, adminQuery, appNameOf, eventually, loggedLines, testPassword, trackedPools, watchedPools } from './database.js';
+import { APP_PREFIX, adminQuery, appNameOf, eventually, loggedLines, sweptSecrets, testPassword, trackedPools, watchedPools } from './database.js';
 import { TEST_PASSWORD } from './test-secrets.js';
 
 /**
@@ -30,14 +30,16 @@ afterEach(async () => {
 
 /**
  * After every test file: no line any pool or Nest logger wrote, and no error an event
- * carried, contains a password of the test servers, raw or percent-encoded.
+ * carried, contains a password of the test servers, raw or percent-encoded, nor a TLS
+ * key, certificate body or passphrase that the file's tests registered.
  */
 afterAll(() => {
-  const secrets = [...new Set([testPassword(), TEST_PASSWORD].filter((p) => p && p.length >= 4))];
+  const secrets = [...new Set([testPassword(), TEST_PASSWORD, ...sweptSecrets].filter((p) => p && p.length >= 4))];
   const leaked = loggedLines.filter((line) => secrets.some((secret) => line.includes(secret) || line.includes(encodeURIComponent(secret))));
   loggedLines.length = 0;
+  sweptSecrets.clear();
   if (leaked.length > 0) {
-    const example = secrets.reduce((line, secret) => line.split(secret).join("<password>"), leaked[0]);
-    throw new Error(`a password appeared in ${leaked.length} log line(s) or event(s), e.g.: ${example.slice(0, 120)}`);
+    const example = secrets.reduce((line, secret) => line.split(secret).join("<secret>"), leaked[0]);
+    throw new Error(`a password or TLS secret appeared in ${leaked.length} log line(s) or event(s), e.g.: ${example.slice(0, 120)}`);
   }
 });

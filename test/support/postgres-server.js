@@ -31,24 +31,27 @@ export class PostgresServer {
    * @param {string} password
    * @param {boolean} owned whether destroy() deletes the data directory
    * @param {boolean} [detached] whether the server gets a process group of its own
+   * @param {Record<string, string>} [settings] server settings given on its command line, after (so over) ours
    */
-  constructor(dataDir, port, password, owned, detached = false) {
+  constructor(dataDir, port, password, owned, detached = false, settings = {}) {
     this.dataDir = dataDir;
     this.port = port;
     this.password = password;
     this.owned = owned;
     this.detached = detached;
+    this.settings = settings;
     /** @type {string[]} */
     this.openedUp = [];
   }
 
   /**
-   * Creates a throw-away cluster in a temporary directory, on a free port.
-   * @param {{ password: string; port?: number }} options
+   * Creates a throw-away cluster in a temporary directory, on a free port. `settings`
+   * override the command-line ones (`listen_addresses`, say, which a file cannot).
+   * @param {{ password: string; port?: number; settings?: Record<string, string> }} options
    */
   static async create(options) {
     const dataDir = join(mkdtempSync(join(tmpdir(), 'nestjs-pg-pool-')), 'data');
-    const server = new PostgresServer(dataDir, options.port ?? (await freePort()), options.password, true);
+    const server = new PostgresServer(dataDir, options.port ?? (await freePort()), options.password, true, false, options.settings);
     server.#initialise();
     return server;
   }
@@ -133,6 +136,7 @@ export class PostgresServer {
       '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off', '-c', 'logging_collector=off', '-c', 'log_min_messages=warning',
       '-c', 'log_min_error_statement=panic',
+      ...Object.entries(this.settings).flatMap(([key, value]) => ['-c', `${key}=${value}`]),
     ], { ...runAs(), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached });
     this.#process = child;
     process.once('exit', this.#killOnExit);
