@@ -1,5 +1,7 @@
-import { PoolUsageError, type PgPool } from '../../lib/index.js';
-import { adminQuery, createTestPool } from '../support/database.js';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import { PgPool, PoolUsageError } from '../../lib/index.js';
+import { adminQuery, createTestPool, recordingLogger, testUrl } from '../support/database.js';
+import { PgBouncer } from '../support/pgbouncer.js';
 import { seededRandom } from '../support/random.js';
 
 /**
@@ -30,69 +32,106 @@ afterAll(async () => {
   for (const role of [READER, WRITER]) await adminQuery(`DROP ROLE IF EXISTS ${role}`);
 });
 
-/** What every connection of the pool shows now: its tenant setting and its role. */
-async function sessionsOf(pool: PgPool, count: number): Promise<Array<{ tenant: string | null; role: string }>> {
+/**
+ * What `count` server sessions show now: their tenant setting and their role. Each client
+ * holds a transaction open while it looks, so behind PgBouncer each sits on a server
+ * connection of its own and all of them are seen.
+ */
+async function sessionsOf(pool: PgPool, count: number): Promise<Array<{ tenant: string | null; role: string; pid: number }>> {
   const clients = await Promise.all(Array.from({ length: count }, () => pool.acquire()));
   try {
-    return await Promise.all(clients.map(async (client) => (await client.query<{ tenant: string | null; role: string }>(
-      "SELECT nullif(current_setting('app.tenant_id', true), '') AS tenant, current_user AS role")).rows[0]));
+    return await Promise.all(clients.map(async (client) => {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ tenant: string | null; role: string; pid: number }>(
+        "SELECT nullif(current_setting('app.tenant_id', true), '') AS tenant, current_user AS role, pg_backend_pid() AS pid");
+      await client.query('ROLLBACK');
+      return rows[0];
+    }));
   } finally {
     clients.forEach((client) => client.release());
   }
 }
 
+/**
+ * 200 requests for random tenants, 8 at a time, each in a transaction with its tenant and
+ * role as transaction-local settings; some throw, time out or are abandoned mid-query,
+ * some try to write another tenant's row. Asserts that none read or wrote another's.
+ */
+async function tenantTraffic(pool: PgPool): Promise<void> {
+  const random = seededRandom(19);
+  const wrong: string[] = [];
+  const outcomes = { served: 0, thrown: 0, timedOut: 0, abandoned: 0, refused: 0 };
+  const request = async (): Promise<void> => {
+    const tenant = 1 + random(TENANTS);
+    const kind = random(10);
+    const role = kind < 5 ? READER : WRITER;
+    try {
+      await pool.withTransaction(async (client) => {
+        const { rows } = await client.query<{ tenant: number }>(`SELECT tenant FROM ${TABLE}`);
+        if (rows.length === 0 || rows.some((row) => row.tenant !== tenant)) wrong.push(`tenant ${tenant} read ${rows.map((r) => r.tenant)}`);
+        if (role === WRITER) {
+          await client.query(`INSERT INTO ${TABLE} (tenant, body) VALUES ($1, 'written')`, [tenant]);
+          if (kind === 9) {
+            // Writing another tenant's row: refused by the policy, the transaction rolled back.
+            await client.query(`INSERT INTO ${TABLE} (tenant, body) VALUES ($1, 'intruder')`, [tenant === 1 ? 2 : 1]);
+          }
+        }
+        if (kind === 6) throw new Error('handler failed');
+        if (kind === 7) await client.query("SET LOCAL statement_timeout = '20ms'; SELECT pg_sleep(1)");
+        if (kind === 8) {
+          const sleeping = client.query('SELECT pg_sleep(1)');
+          await pool.abandon(client);
+          await sleeping;
+        }
+      }, { settings: { 'app.tenant_id': tenant, role } });
+      outcomes.served++;
+    } catch (error) {
+      const message = (error as Error).message;
+      if (message === 'handler failed') outcomes.thrown++;
+      else if (/statement timeout/.test(message)) outcomes.timedOut++;
+      else if (/cancel/.test(message) || error instanceof PoolUsageError) outcomes.abandoned++;
+      else if (/row-level security/.test(message)) outcomes.refused++;
+      else throw error;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let i = 0; i < 25; i++) await request();
+  }));
+
+  expect(wrong).toEqual([]);
+  expect(outcomes.served + outcomes.thrown + outcomes.timedOut + outcomes.abandoned + outcomes.refused).toBe(200);
+  for (const count of Object.values(outcomes)) expect(count).toBeGreaterThan(0);
+  // Nothing was written for a tenant by another: every row written carries its tenant.
+  const intruders = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM ${TABLE} WHERE body = 'intruder'`);
+  expect(Number(intruders[0].n)).toBe(0);
+}
+
 describe('row-level security per request', () => {
   it('never lets a request read or write another tenant, through throws, timeouts and abandoned work', async () => {
     const pool = createTestPool({ min: 4, max: 4 });
-    const random = seededRandom(19);
-    const wrong: string[] = [];
-    const outcomes = { served: 0, thrown: 0, timedOut: 0, abandoned: 0, refused: 0 };
-    const request = async (): Promise<void> => {
-      const tenant = 1 + random(TENANTS);
-      const kind = random(10);
-      const role = kind < 5 ? READER : WRITER;
-      try {
-        await pool.withTransaction(async (client) => {
-          const { rows } = await client.query<{ tenant: number }>(`SELECT tenant FROM ${TABLE}`);
-          if (rows.length === 0 || rows.some((row) => row.tenant !== tenant)) wrong.push(`tenant ${tenant} read ${rows.map((r) => r.tenant)}`);
-          if (role === WRITER) {
-            await client.query(`INSERT INTO ${TABLE} (tenant, body) VALUES ($1, 'written')`, [tenant]);
-            if (kind === 9) {
-              // Writing another tenant's row: refused by the policy, the transaction rolled back.
-              await client.query(`INSERT INTO ${TABLE} (tenant, body) VALUES ($1, 'intruder')`, [tenant === 1 ? 2 : 1]);
-            }
-          }
-          if (kind === 6) throw new Error('handler failed');
-          if (kind === 7) await client.query("SET LOCAL statement_timeout = '20ms'; SELECT pg_sleep(1)");
-          if (kind === 8) {
-            const sleeping = client.query('SELECT pg_sleep(1)');
-            await pool.abandon(client);
-            await sleeping;
-          }
-        }, { settings: { 'app.tenant_id': tenant, role } });
-        outcomes.served++;
-      } catch (error) {
-        const message = (error as Error).message;
-        if (message === 'handler failed') outcomes.thrown++;
-        else if (/statement timeout/.test(message)) outcomes.timedOut++;
-        else if (/cancel/.test(message) || error instanceof PoolUsageError) outcomes.abandoned++;
-        else if (/row-level security/.test(message)) outcomes.refused++;
-        else throw error;
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let i = 0; i < 25; i++) await request();
-    }));
-
-    expect(wrong).toEqual([]);
-    expect(outcomes.served + outcomes.thrown + outcomes.timedOut + outcomes.abandoned + outcomes.refused).toBe(200);
-    for (const count of Object.values(outcomes)) expect(count).toBeGreaterThan(0);
-    // Nothing was written for a tenant by another: every row written carries its tenant.
-    const intruders = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM ${TABLE} WHERE body = 'intruder'`);
-    expect(Number(intruders[0].n)).toBe(0);
+    await tenantTraffic(pool);
     // After release, no connection keeps a tenant or a role.
     const sessions = await sessionsOf(pool, 4);
     expect(sessions.every((s) => s.tenant === null && s.role !== READER && s.role !== WRITER)).toBe(true);
+  });
+
+  it('holds through PgBouncer in transaction mode, where server connections change hands between transactions', async () => {
+    const config = parseIntoClientConfig(testUrl());
+    const bouncer = await PgBouncer.start({
+      host: String(config.host), port: Number(config.port), user: String(config.user),
+      password: String(config.password), database: String(config.database), poolSize: 3,
+    });
+    // More client connections than server ones: tenants' transactions share server sessions.
+    const pool = new PgPool({ connectionString: bouncer.url('postgres'), min: 0, max: 8, logger: recordingLogger() });
+    try {
+      await tenantTraffic(pool);
+      const sessions = await sessionsOf(pool, 3);
+      expect(new Set(sessions.map((s) => s.pid)).size).toBe(3);
+      expect(sessions.every((s) => s.tenant === null && s.role !== READER && s.role !== WRITER)).toBe(true);
+    } finally {
+      await pool.close();
+      await bouncer.stop();
+    }
   });
 
   it("resets a borrower's session-level SET and SET ROLE before the next borrower (resetOnReturn 'auto')", async () => {
