@@ -6,6 +6,7 @@ import { overheadBenchmark } from './overhead.bench.js';
 import { pgbouncerBenchmark } from './pgbouncer.bench.js';
 import { queriesBenchmark } from './queries.bench.js';
 import { tenantsBenchmark } from './tenants.bench.js';
+import { resetBenchmark } from './reset.bench.js';
 import { benchDatabase } from './server.js';
 
 /**
@@ -21,6 +22,7 @@ const sections: Record<string, (url: string) => Promise<unknown>> = {
   memory: memoryBenchmark,
   pgbouncer: pgbouncerBenchmark,
   tenants: tenantsBenchmark,
+  reset: resetBenchmark,
 };
 
 async function main(): Promise<void> {
