@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { from, isObservable, Observable, of, type Subscription } from 'rxjs';
+import { isObservable, Observable, type Subscription } from 'rxjs';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
 import { runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -118,11 +118,31 @@ export function bindConnection(
       if (aborted) throw new RequestAbortedError(name);
       await new Promise<void>((resolve, reject) => {
         stopHandler = reject;
-        inner = runInConnectionScope(name, acquired, () => toObservable(() => invoke(name)).subscribe({
-          next: (value) => subscriber.next(value),
-          error: reject,
-          complete: resolve,
-        }));
+        let result: unknown;
+        try {
+          result = runInConnectionScope(name, acquired, () => invoke(name));
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        if (isObservable(result)) {
+          // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
+          const observable = result;
+          inner = runInConnectionScope(name, acquired, () => observable.subscribe({
+            next: (value) => subscriber.next(value),
+            error: reject,
+            complete: resolve,
+          }));
+        } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
+          // The common case, a promise: awaited directly, no Observable around it.
+          (result as PromiseLike<unknown>).then((value) => {
+            if (!aborted) subscriber.next(value);
+            resolve();
+          }, reject);
+        } else {
+          subscriber.next(result);
+          resolve();
+        }
       });
       if (aborted) throw new RequestAbortedError(name);
     };
@@ -173,17 +193,4 @@ function settingsFor(settings: UseConnectionSettings, request: unknown): Transac
     values[name] = typeof source === 'function' ? (source as (request: unknown) => string | number | boolean | null | undefined)(request) : source;
   }
   return values;
-}
-
-/** What a handler returned, as an Observable; a throw becomes its error. */
-function toObservable(invoke: () => unknown): Observable<unknown> {
-  let result: unknown;
-  try {
-    result = invoke();
-  } catch (error) {
-    return new Observable((subscriber) => subscriber.error(error));
-  }
-  if (isObservable(result)) return result;
-  if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') return from(result as PromiseLike<unknown>);
-  return of(result);
 }
