@@ -44,10 +44,10 @@ export interface BoundPool {
  */
 export function poolFor(registry: PgPoolRegistry, settings: UseConnectionSettings, request?: unknown): BoundPool | Promise<BoundPool> {
   const { pool } = settings;
-  if (typeof pool === 'string') return boundTo(registry, settings, pool);
+  if (typeof pool === 'string') return boundTo(registry, settings, pool, false);
   const selected = (pool as (request: unknown) => string | Promise<string>)(request);
-  if (typeof selected === 'string') return boundTo(registry, settings, selected);
-  return Promise.resolve(selected).then((name) => boundTo(registry, settings, name));
+  if (typeof selected === 'string') return boundTo(registry, settings, selected, true);
+  return Promise.resolve(selected).then((name) => boundTo(registry, settings, name, true));
 }
 
 /** The name the binding's errors use before the request's pool is known. */
@@ -55,14 +55,15 @@ export function poolLabel(settings: UseConnectionSettings): string {
   return typeof settings.pool === 'string' ? settings.pool : '(selected per request)';
 }
 
-function boundTo(registry: PgPoolRegistry, settings: UseConnectionSettings, name: unknown): BoundPool | Promise<BoundPool> {
+/** A selector's id (`tenant`) is looked up among tenant pools only: a request can never reach a registered pool. */
+function boundTo(registry: PgPoolRegistry, settings: UseConnectionSettings, name: unknown, tenant: boolean): BoundPool | Promise<BoundPool> {
   if (typeof name !== 'string' || name === '') {
     throw new PoolUsageError(poolLabel(settings), `@UseConnection: the pool selector returned ${name === '' ? 'an empty string' : typeof name}; ` +
       'it must return a database id (throw an HttpException to refuse the request)');
   }
-  const open = registry.find(name);
-  if (open) return withFallback(registry, settings, name, open);
-  return registry.getOrCreate(name).then((pool) => withFallback(registry, settings, name, pool));
+  const found = tenant ? registry.tenantPool(name) : registry.find(name) ?? registry.getOrCreate(name);
+  if (!(found instanceof Promise)) return withFallback(registry, settings, name, found);
+  return found.then((pool) => withFallback(registry, settings, name, pool));
 }
 
 function withFallback(registry: PgPoolRegistry, settings: UseConnectionSettings, name: string, wanted: PgPool): BoundPool {

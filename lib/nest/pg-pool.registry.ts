@@ -127,6 +127,22 @@ export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnA
     }
   }
 
+  /**
+   * The tenant pool of this id, created on first use: never a pool registered with
+   * forRoot, whatever the id. What `@UseConnection({ pool: (request) => id })` uses, so
+   * that an id taken from a request can only ever reach a tenant's database.
+   */
+  tenantPool(id: string): PgPool | Promise<PgPool> {
+    if (!this.tenantPools) {
+      throw new PoolConfigError(id, '@UseConnection: a pool picked per request is a tenant pool; register PgPoolModule.forTenants');
+    }
+    return this.tenantPools.peek(id) ?? this.tenantPools.get(id).catch((error: unknown) => {
+      throw error instanceof UnknownPoolError
+        ? new UnknownPoolError(id, `no such tenant: the resolver of PgPoolModule.forTenants returned no options for '${id}'`)
+        : error;
+    });
+  }
+
   /** The pool registered under this name (or an open tenant pool); a clear error listing the known names otherwise. */
   get(name: string = DEFAULT_POOL_NAME): PgPool {
     const found = this.find(name);

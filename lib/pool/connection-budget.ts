@@ -1,3 +1,5 @@
+import { monotonicNow } from './clock.js';
+
 /**
  * What a pool is to the budget it shares: something that may want a connection, and
  * that may give an idle one up for another pool.
@@ -5,8 +7,10 @@
 export interface BudgetMember {
   /** The pool's name, for the budget's stats and errors. */
   readonly name: string;
+  /** Connections the pool keeps open whatever the demand: the pools' mins must fit in the budget together. */
+  readonly min: number;
   /** When the pool last handed out a connection (monotonic ms): who gives up idle ones first. */
-  readonly lastCheckoutAt: number;
+  readonly lastUsedAt: number;
   /**
    * The budget holds a permit for this pool, which queued for one: returns true if the
    * pool opens a connection with it (the permit is then the pool's until that connection
@@ -55,8 +59,8 @@ export class ConnectionBudget {
   readonly max: number;
   private held = 0;
   private reclaimedCount = 0;
-  /** Pools waiting for a permit, each at most once, in the order they asked. */
-  private readonly queue = new Set<BudgetMember>();
+  /** Pools waiting for a permit, each at most once, in the order they asked, with when they asked. */
+  private readonly queue = new Map<BudgetMember, number>();
   private readonly members = new Set<BudgetMember>();
   /** Set while permits are handed on, so a grant that gives one back does not recurse. */
   private granting = false;
@@ -78,14 +82,39 @@ export class ConnectionBudget {
     return this.queue.size > 0;
   }
 
+  /**
+   * Since when the first pool in the queue has waited (monotonic ms), if one waits: a
+   * returned connection goes to it rather than to a later request of its own pool, so
+   * requests are served first come first served across the pools, and none starves.
+   */
+  waitingSince(): number | undefined {
+    for (const since of this.queue.values()) return since;
+    return undefined;
+  }
+
   /** A snapshot: max, permits in use, pools waiting, connections reclaimed so far. */
   stats(): ConnectionBudgetStats {
     return { max: this.max, inUse: this.held, waiting: this.queue.size, reclaimed: this.reclaimedCount };
   }
 
-  /** A pool joins the budget (when it opens). */
-  join(member: BudgetMember): void {
-    this.members.add(member);
+  /**
+   * A pool joins the budget (when it opens). Returns why it may not, if the pools' `min`
+   * would no longer fit in the budget together: a pool sitting on idle `min` connections
+   * would leave the others nothing.
+   */
+  join(member: BudgetMember): string | undefined {
+    const refusal = this.admits(member, member.min);
+    if (refusal === undefined) this.members.add(member);
+    return refusal;
+  }
+
+  /** Why `member` may not keep `min` connections open in this budget, if it may not. */
+  admits(member: BudgetMember, min: number): string | undefined {
+    let others = 0;
+    for (const m of this.members) if (m !== member) others += m.min;
+    if (others + min <= this.max) return undefined;
+    return `min ${min} does not fit in the shared connection budget (max ${this.max}, of which the other pools keep ${others} open ` +
+      'with their own min); lower min (0 suits pools sharing a budget) or raise the budget';
   }
 
   /** A pool leaves the budget (when it closes): it no longer waits, nor is asked for connections. */
@@ -103,7 +132,7 @@ export class ConnectionBudget {
       this.held++;
       return true;
     }
-    if (!this.queue.has(member)) this.queue.add(member);
+    if (!this.queue.has(member)) this.queue.set(member, monotonicNow());
     this.reclaim(member);
     return false;
   }
@@ -120,7 +149,7 @@ export class ConnectionBudget {
     this.granting = true;
     try {
       while (this.held < this.max && this.queue.size > 0) {
-        const first = this.queue.values().next().value as BudgetMember;
+        const first = this.queue.keys().next().value as BudgetMember;
         this.queue.delete(first);
         this.held++;
         if (!first.grant()) this.held--;
@@ -137,7 +166,7 @@ export class ConnectionBudget {
   private reclaim(waiting: BudgetMember): void {
     let needed = this.queue.size - (this.max - this.held);
     if (needed <= 0) return this.handOn();
-    const donors = [...this.members].filter((m) => m !== waiting).sort((a, b) => a.lastCheckoutAt - b.lastCheckoutAt);
+    const donors = [...this.members].filter((m) => m !== waiting).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
     for (const donor of donors) {
       if (needed <= 0) break;
       // Its permit comes back through give(), which hands it to the first pool waiting.

@@ -52,6 +52,12 @@ export class Lending {
     return this.waiting.length;
   }
 
+  /** When the oldest request still waiting began to wait (monotonic ms); undefined if none waits. */
+  oldestWaitingSince(): number | undefined {
+    for (const waiter of this.waiting) return waiter.enqueuedAt;
+    return undefined;
+  }
+
   /** Idle connections, the longest idle first. */
   idleConnections(): Iterable<PoolConnection> {
     return this.idle;

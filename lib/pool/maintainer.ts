@@ -199,8 +199,12 @@ export class Maintainer {
     const uncovered = this.lending.waitingCount - this.lending.idleCount - this.connecting - this.checking;
     if (uncovered > wanted) wanted = uncovered;
     wanted = Math.min(wanted, max - size);
-    // While failing, one attempt at a time: a down server gets one probe, not `max`.
-    if (this.failingSince !== undefined) wanted = Math.min(wanted, 1 - this.connecting);
+    // While failing, one attempt at a time: a down server gets one probe, not `max`. So too
+    // for a pool sharing a budget that has no connection yet: a server that does not answer
+    // holds one permit for its connect timeout, not one per waiting request.
+    if (this.failingSince !== undefined || (this.pool.options.budget && this.pool.openCount() === 0)) {
+      wanted = Math.min(wanted, 1 - this.connecting);
+    }
     return wanted;
   }
 

@@ -31,6 +31,8 @@ export interface MultiplexedPool {
   runAlone(config: QueryConfig): Promise<QueryResult>;
   /** Idle connections now: a shared connection can be had at once. */
   idleCount(): number;
+  /** Whether another pool waits for the connection budget this pool shares: lanes then go back. */
+  budgetWanted(): boolean;
 }
 
 /**
@@ -298,11 +300,13 @@ export class Multiplexer {
     // Answers come in order: this one's service began when it was sent or when the one before was answered.
     this.learn(text, now - Math.max(sentAt, lane.lastAnswerAt));
     lane.lastAnswerAt = now;
-    // A checkout (not a shared connection of ours) waits, or the connection is past its
-    // lifetime: this lane takes nothing new and goes back (for the checkout, or to be
+    // A checkout (not a shared connection of ours) waits, here or in another pool sharing the
+    // budget, or the connection is past its lifetime: this lane takes nothing new and goes back (for the checkout, or to be
     // replaced) once its last statement is answered.
     const connection = connectionOf(lane.handle);
-    if (this.pool.waitingCount() > this.opening || (connection && connection.expiresAt <= monotonicNow())) lane.draining = true;
+    if (this.pool.waitingCount() > this.opening || this.pool.budgetWanted() || (connection && connection.expiresAt <= monotonicNow())) {
+      lane.draining = true;
+    }
     this.releaseWhenIdle(lane);
     this.flush();
   }

@@ -18,7 +18,7 @@ import { acquiringStack, LeakDetector } from './leak-detector.js';
 import { Lending } from './lending.js';
 import { DEMAND_RETRY_MS, Maintainer, type MaintainedPool, type MaintenanceRun } from './maintainer.js';
 import { PgListener, type NotificationHandler } from './pg-listener.js';
-import type { BudgetMember } from './connection-budget.js';
+import type { BudgetMember, ConnectionBudget } from './connection-budget.js';
 import { PoolConnection, type RemoveReason } from './pool-connection.js';
 import { checkSize, defaultCheckFor, resolvePoolOptions, workBoundMs, type ClientConstructor, type ClientHook, type ResolvedPoolOptions } from './pool-options.js';
 import type { PgPoolConfig } from './pg-pool-config.js';
@@ -142,8 +142,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private closing: Promise<void> | undefined;
   /** With the `multiplex` option: shares connections among `pool.query()` statements. */
   private readonly multiplexer: Multiplexer | undefined;
-  /** When a connection was last handed out (monotonic ms): the budget and tenant pools evict the least recently used. */
-  private lastCheckout = monotonicNow();
+  /** When a connection was last asked for or handed out (monotonic ms): the budget and tenant pools evict the least recently used. */
+  private lastUse = monotonicNow();
   /** What this pool is to a shared connection budget (the `budget` option). */
   private readonly budgetMember: BudgetMember;
 
@@ -179,6 +179,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         acquire: () => this.acquireShared(),
         waitingCount: () => this.lending.waitingCount,
         idleCount: () => this.lending.idleCount,
+        budgetWanted: () => this.#settings.budget?.hasWaiters ?? false,
         runAlone: (config) => this.runQuery(config, undefined) as Promise<QueryResult>,
       }, multiplex);
     }
@@ -270,9 +271,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return count - (this.multiplexer?.connections ?? 0);
   }
 
-  /** When the pool last handed out a connection (monotonic ms, `performance.now()`'s clock). */
-  get lastCheckoutAt(): number {
-    return this.lastCheckout;
+  /** When a connection was last asked of the pool or handed out by it (monotonic ms, `performance.now()`'s clock). */
+  get lastUsedAt(): number {
+    return this.lastUse;
   }
 
   /** pg.Pool-compatible: true once `close()`/`end()` was called. */
@@ -295,11 +296,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.poolState === 'closing' || this.poolState === 'closed') {
       throw new PoolClosedError(this.name, 'cannot open a pool that was closed; create a new PgPool');
     }
-    if (this.poolState === 'new') {
-      this.poolState = 'open';
-      this.#settings.budget?.join(this.budgetMember);
-      this.maintainer.start();
-    }
+    if (this.poolState === 'new') this.start();
     if (!options.wait) return;
     const timeoutMs = options.timeoutMs ?? this.#settings.acquireTimeoutMs;
     try {
@@ -308,6 +305,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       await this.close({ timeoutMs: 0 });
       throw error;
     }
+  }
+
+  /** new → open: joins the shared budget (if the pools' mins still fit) and starts the maintainer. */
+  private start(): void {
+    const refusal = this.#settings.budget?.join(this.budgetMember);
+    if (refusal) throw new PoolConfigError(this.name, refusal);
+    this.poolState = 'open';
+    this.maintainer.start();
   }
 
   private waitUntilReady(timeoutMs: number): Promise<void> {
@@ -344,9 +349,16 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
       return Promise.reject(new PoolUsageError(this.name, `acquire: \`timeoutMs\` must be a number >= 0, not ${String(timeoutMs)}`));
     }
-    if (this.poolState === 'new') void this.open();
+    if (this.poolState === 'new') {
+      try {
+        this.start();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.poolState !== 'open') return this.refuseClosed();
     this.counters.requestsNum++;
+    this.lastUse = monotonicNow();
     // With leak detection on, where the client was asked for: the caller's stack, now.
     const origin = this.leaks.enabled ? acquiringStack() : undefined;
     if (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
@@ -441,7 +453,17 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     return new PoolTimeoutError(this.name,
       `timeout exceeded when trying to connect: no connection available within ${timeoutMs} ms (acquire timeout; ` +
       `${this.connections.size}/${this.#settings.max} in use or opening, ` +
-      `${othersWaiting} others waiting)` + (failure ? `; last connection error: ${failure.reason}` : ''));
+      `${othersWaiting} others waiting)` + this.budgetNote() + (failure ? `; last connection error: ${failure.reason}` : ''));
+  }
+
+  /** For a timeout: whether the shared budget was what the request waited for. */
+  private budgetNote(): string {
+    const budget = this.#settings.budget;
+    if (!budget || this.connections.size + this.maintainer.pending >= this.#settings.max) return '';
+    const { max, inUse, waiting } = budget.stats();
+    return inUse >= max || waiting > 0
+      ? `; the shared connection budget was spent (${inUse}/${max} connections of all its pools, ${waiting} pool(s) waiting for it)`
+      : '';
   }
 
   /** The pool holds no connection and its latest attempt to open one failed: the server is down. */
@@ -488,7 +510,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
     connection.moveTo('in-use');
     if (this.#settings.allowExitOnIdle) connection.ref();
-    connection.checkedOutAt = this.lastCheckout = now;
+    connection.checkedOutAt = this.lastUse = now;
     const checkout = ++connection.checkouts;
     connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack);
     const handle = new connection.Handle();
@@ -571,12 +593,24 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.connections.size > this.#settings.max) return this.discard(connection, 'resize');
     // Another pool waits for the shared budget and none of this one's requests do: the
     // connection goes to where the demand is rather than idle here.
-    if (this.#settings.budget?.hasWaiters && this.lending.waitingCount === 0 && this.connections.size > this.#settings.min) {
+    if (this.#settings.budget?.hasWaiters && this.connections.size > this.#settings.min && this.yieldsToBudget(this.#settings.budget)) {
       return this.discard(connection, 'budget');
     }
     this.lending.offer(connection, now);
     // Idle now (no waiter took it): with allowExitOnIdle its socket lets the process exit.
     if (this.#settings.allowExitOnIdle && connection.state === 'idle') connection.unref();
+  }
+
+  /**
+   * Another pool waits for the shared budget: a returned connection goes to it if none of
+   * this pool's requests waits, or if that pool has waited longer than this pool's oldest
+   * request (first come first served across the pools: a busy pool cannot starve another).
+   */
+  private yieldsToBudget(budget: ConnectionBudget): boolean {
+    const mine = this.lending.oldestWaitingSince();
+    if (mine === undefined) return true;
+    const theirs = budget.waitingSince();
+    return theirs !== undefined && theirs < mine;
   }
 
   /** Closes a connection and forgets it; the maintainer replaces it if the pool needs one. */
@@ -585,13 +619,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (connection.state === 'idle') this.lending.remove(connection);
     connection.moveTo('closed');
     this.connections.delete(connection);
-    this.#settings.budget?.give();
+    const budget = this.#settings.budget;
+    let cancelled: Promise<unknown> = RESOLVED;
     // With a statement in flight the Terminate handshake waits for the statement: shut
     // the socket at once instead (a check cut short by close(), a black-holed server).
-    if (connection.isBusy) connection.destroy();
+    if (connection.isBusy) {
+      // The server runs the statement on after the socket is gone: under a budget, cancel
+      // it, so the session ends before its permit lets another pool open one.
+      if (budget) cancelled = this.sendCancel(connection).catch(() => false);
+      connection.destroy();
+    }
     const ending = endWithin(connection, END_TIMEOUT_MS);
     this.endings.add(ending);
     void ending.finally(() => this.endings.delete(ending));
+    // The permit is handed on once the session has ended, never while the server still holds it.
+    if (budget) void Promise.all([ending, cancelled]).finally(() => budget.give());
     this.emit('remove', connection.client, reason);
     this.notifyIfEmpty();
     this.maintainer.fill();
@@ -900,16 +942,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const connection = connectionOf(client);
     // Only the current checkout's handle: a stale one must not cancel the next user's statement.
     if (!connection || connection.handle !== client || connection.state !== 'in-use' || !connection.isBusy) return false;
-    const { processID, secretKey } = client as unknown as { processID?: number | null; secretKey?: number | null };
-    if (typeof processID !== 'number' || typeof secretKey !== 'number') return false;
+    const request = this.sendCancel(connection);
     // Recorded on the connection: its return waits for this to settle (see inspect).
-    // The session's own TLS settings, as pg resolved them (from `ssl`, or PGSSLMODE).
-    const { ssl, sslNegotiation } = connection.client as unknown as { ssl?: TlsSetting; sslNegotiation?: string };
-    const request = sendCancelRequest(connection.address, processID, secretKey, this.checkTimeoutMs, { ssl, negotiation: sslNegotiation });
     connection.cancelling = request;
     const delivered = await request;
     if (!delivered) this.#settings.logger.warn(`pool '${this.name}': could not deliver a cancel request to ${connection.host}`);
     return delivered;
+  }
+
+  /** Sends a CancelRequest for the statement running on this connection; false if it cannot be sent. */
+  private sendCancel(connection: PoolConnection): Promise<boolean> {
+    const { processID, secretKey } = connection.client as unknown as { processID?: number | null; secretKey?: number | null };
+    if (typeof processID !== 'number' || typeof secretKey !== 'number') return Promise.resolve(false);
+    // The session's own TLS settings, as pg resolved them (from `ssl`, or PGSSLMODE).
+    const { ssl, sslNegotiation } = connection.client as unknown as { ssl?: TlsSetting; sslNegotiation?: string };
+    return sendCancelRequest(connection.address, processID, secretKey, this.checkTimeoutMs, { ssl, negotiation: sslNegotiation });
   }
 
   /**
@@ -921,6 +968,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     checkSize(min, max, (message) => {
       throw new PoolConfigError(this.name, `resize: ${message}`);
     });
+    const refusal = this.#settings.budget?.admits(this.budgetMember, min);
+    if (refusal) throw new PoolConfigError(this.name, `resize: ${refusal}`);
     this.#settings.min = min;
     this.#settings.max = max;
     while (this.connections.size > max && this.lending.idleCount > 0) {
@@ -1029,7 +1078,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const pool = this;
     return {
       get name() { return pool.name; },
-      get lastCheckoutAt() { return pool.lastCheckout; },
+      get min() { return pool.#settings.min; },
+      get lastUsedAt() { return pool.lastUse; },
       grant: () => this.maintainer.acceptPermit(),
       yieldIdle: () => {
         if (this.poolState !== 'open' || this.lending.waitingCount > 0 || this.lending.idleCount === 0 ||

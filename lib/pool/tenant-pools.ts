@@ -1,6 +1,7 @@
 import { ConnectionBudget, type ConnectionBudgetStats } from './connection-budget.js';
 import { monotonicNow } from './clock.js';
 import { PoolConfigError, PoolTimeoutError, UnknownPoolError } from './errors.js';
+import { TimeoutError, withTimeout } from './with-timeout.js';
 import { PgPool } from './pg-pool.js';
 import type { PgPoolConfig } from './pg-pool-config.js';
 import { defaultPoolLogger, type PoolLogger } from './pool-logger.js';
@@ -25,6 +26,8 @@ export interface TenantPoolsOptions {
    * `ConnectionBudget` shared with other pools too. Default: no shared bound (each pool's `max`).
    */
   connectionBudget?: number | ConnectionBudget;
+  /** How long `resolve(id)` may take before the request fails with a `PoolTimeoutError`. Default 10000. */
+  resolveTimeoutMs?: number;
   /** How long closing an evicted pool waits for checked-out clients (none, normally). Default 10000. */
   closeTimeoutMs?: number;
   /** Where the manager's own lines go (opened, evicted); each pool gets the logger its options give. */
@@ -51,7 +54,16 @@ interface Entry {
   usedAt: number;
 }
 
-const DEFAULTS = { maxPools: 100, idleCloseMs: 300_000, closeTimeoutMs: 10_000 };
+const DEFAULTS = { maxPools: 100, idleCloseMs: 300_000, closeTimeoutMs: 10_000, resolveTimeoutMs: 10_000 };
+
+/**
+ * A pool handed out by `get()` and not used since is kept from eviction this long: its
+ * caller is about to acquire from it. Past this, the caller is taken to have let it be.
+ */
+const HANDED_OUT_GRACE_MS = 5_000;
+
+/** A creation waiting for room looks again this often, besides being woken by releases and evictions. */
+const ROOM_POLL_MS = 25;
 
 /**
  * The seed's pools manager, finished: a pool per database id, created on first use from
@@ -73,6 +85,7 @@ export class TenantPools {
   readonly budget: ConnectionBudget | undefined;
   private readonly resolve: TenantResolver;
   private readonly closeTimeoutMs: number;
+  private readonly resolveTimeoutMs: number;
   private readonly logger: PoolLogger;
   private readonly entries = new Map<string, Entry>();
   /** First uses in progress: concurrent first requests for an id create its pool once. */
@@ -85,13 +98,20 @@ export class TenantPools {
   private reserved = 0;
   private readonly idleTimer: NodeJS.Timeout;
   private closed = false;
+  /** Rejects once `close()` is called: a creation waiting on its resolver stops waiting. */
+  private readonly closedSignal: Promise<never>;
+  private signalClosed: (error: Error) => void = () => undefined;
 
   constructor(options: TenantPoolsOptions) {
     const fail = (message: string): never => {
       throw new PoolConfigError('tenants', message);
     };
     if (typeof options?.resolve !== 'function') fail('`resolve` must be a function from a database id to pool options');
-    const { maxPools = DEFAULTS.maxPools, idleCloseMs = DEFAULTS.idleCloseMs, closeTimeoutMs = DEFAULTS.closeTimeoutMs } = options;
+    const {
+      maxPools = DEFAULTS.maxPools, idleCloseMs = DEFAULTS.idleCloseMs, closeTimeoutMs = DEFAULTS.closeTimeoutMs,
+      resolveTimeoutMs = DEFAULTS.resolveTimeoutMs,
+    } = options;
+    if (!(resolveTimeoutMs > 0)) fail(`\`resolveTimeoutMs\` must be a number of milliseconds > 0, not ${String(resolveTimeoutMs)}`);
     if (!Number.isInteger(maxPools) || maxPools < 1) fail(`\`maxPools\` must be an integer >= 1, not ${String(maxPools)}`);
     if (!(idleCloseMs > 0)) fail(`\`idleCloseMs\` must be a number of milliseconds > 0, not ${String(idleCloseMs)}`);
     const budget = options.connectionBudget;
@@ -102,8 +122,13 @@ export class TenantPools {
     this.maxPools = maxPools;
     this.idleCloseMs = idleCloseMs;
     this.closeTimeoutMs = closeTimeoutMs;
+    this.resolveTimeoutMs = resolveTimeoutMs;
     this.logger = options.logger ?? defaultPoolLogger;
     this.budget = typeof budget === 'number' ? new ConnectionBudget(budget) : budget;
+    this.closedSignal = new Promise<never>((_resolve, reject) => {
+      this.signalClosed = reject;
+    });
+    this.closedSignal.catch(() => undefined);
     this.idleTimer = setInterval(() => this.closeIdle(), Math.max(10, Math.min(this.idleCloseMs / 2, 5_000)));
     this.idleTimer.unref();
   }
@@ -169,12 +194,14 @@ export class TenantPools {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    this.wakeRoomWaiters();
     await this.track(entry.pool.close({ timeoutMs: this.closeTimeoutMs }));
   }
 
   /** Closes every tenant pool; later `get()`s fail. */
   async close(): Promise<void> {
     this.closed = true;
+    this.signalClosed(new PoolConfigError('tenants', 'the tenant pools were closed while this pool was being created'));
     clearInterval(this.idleTimer);
     for (const wake of this.roomWaiters.splice(0)) wake();
     await Promise.allSettled(this.creating.values());
@@ -182,7 +209,12 @@ export class TenantPools {
   }
 
   private async create(id: string): Promise<PgPool> {
-    const config = await this.resolve(id);
+    const resolving = withTimeout(Promise.resolve().then(() => this.resolve(id)), this.resolveTimeoutMs,
+      `resolve('${id}') did not answer within ${this.resolveTimeoutMs} ms`).catch((error: unknown) => {
+      if (error instanceof TimeoutError) throw new PoolTimeoutError(id, `${error.message} (resolveTimeoutMs)`);
+      throw error;
+    });
+    const config = await Promise.race([resolving, this.closedSignal]);
     if (config === undefined || config === null) {
       throw new UnknownPoolError(id, `no such database id: resolve('${id}') returned no pool options for it`);
     }
@@ -223,7 +255,8 @@ export class TenantPools {
           `all ${this.maxPools} tenant pools (maxPools) had clients checked out or requests waiting. Raise maxPools, or lower idleCloseMs`);
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, left);
+        // A pool turns idle without an event too (its waiters gave up, a slow return ended): look again soon.
+        const timer = setTimeout(wake, Math.min(left, ROOM_POLL_MS));
         function wake(): void {
           clearTimeout(timer);
           resolve();
@@ -242,21 +275,33 @@ export class TenantPools {
   private leastRecentlyUsedIdle(): string | undefined {
     let victim: string | undefined;
     let oldest = Number.POSITIVE_INFINITY;
+    const now = monotonicNow();
     for (const [id, entry] of this.entries) {
-      if (entry.usedAt < oldest && isIdle(entry.pool)) {
-        oldest = entry.usedAt;
+      const usedAt = lastUse(entry);
+      if (usedAt < oldest && this.evictable(entry, now)) {
+        oldest = usedAt;
         victim = id;
       }
     }
     return victim;
   }
 
+  /**
+   * Nothing checked out, nobody waiting, and not just handed out by `get()` to a caller
+   * that has not acquired from it yet: closing it costs no request anything.
+   */
+  private evictable(entry: Entry, now: number): boolean {
+    if (!isIdle(entry.pool)) return false;
+    return entry.pool.lastUsedAt >= entry.usedAt || now - entry.usedAt >= HANDED_OUT_GRACE_MS;
+  }
+
   /** The idle timer: closes pools unused for `idleCloseMs` with nothing checked out. */
   private closeIdle(): void {
     const now = monotonicNow();
     for (const [id, entry] of this.entries) {
-      if (now - entry.usedAt >= this.idleCloseMs && isIdle(entry.pool)) {
-        this.logger.debug?.(`tenant pools: closing '${id}', unused for ${Math.round(now - entry.usedAt)} ms`);
+      const usedAt = lastUse(entry);
+      if (now - usedAt >= this.idleCloseMs && this.evictable(entry, now)) {
+        this.logger.debug?.(`tenant pools: closing '${id}', unused for ${Math.round(now - usedAt)} ms`);
         void this.evict(id);
       }
     }
@@ -270,7 +315,12 @@ export class TenantPools {
   }
 }
 
-/** Nothing checked out, nobody waiting: closing it costs no request anything. */
+/** When a tenant's pool was last used: handed out by `get()`, or a connection checked out of it. */
+function lastUse(entry: Entry): number {
+  return Math.max(entry.usedAt, entry.pool.lastUsedAt);
+}
+
+/** Nothing checked out, nobody waiting. */
 function isIdle(pool: PgPool): boolean {
   const stats = pool.getStats();
   return stats.requestsWaiting === 0 && stats.poolSize - stats.poolAvailable === 0;
