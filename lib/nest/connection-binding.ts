@@ -70,18 +70,17 @@ function withFallback(registry: PgPoolRegistry, settings: UseConnectionSettings,
   return { name, pool: settings.fallback !== undefined && !wanted.available ? registry.get(settings.fallback) : wanted };
 }
 
+/** Where the binding delivers the handler's values and its end. */
+interface BoundSink {
+  next(value: unknown): void;
+  complete(): void;
+  error(error: unknown): void;
+}
+
 /**
- * The heart of `@UseConnection`: an Observable that acquires a connection, runs the
- * handler (`invoke`, whatever it returns: a value, a promise, an Observable) with the
- * client in scope (`@Conn()`, `currentConnection()`), and releases the client once the
- * handler's result completes or errors, after COMMIT or ROLLBACK with `transaction`.
- *
- * The transaction and release are the engine's `withConnection`/`withTransaction`, so the
- * rules are the same as anywhere else. If the HTTP client disconnects first, or the
- * subscriber unsubscribes (an interceptor's `timeout()`, an SSE client gone), the
- * statement in flight is cancelled, the work rolled back and the connection released;
- * the pool hands it to no one before the cancel has settled, and the handler, if it goes
- * on, can no longer use it.
+ * `@UseConnection` as an Observable: for routes whose result an interceptor may
+ * unsubscribe from (`timeout()`), SSE handlers, and other transports. Unsubscribing
+ * abandons the work (see `runBound`).
  */
 export function bindConnection(
   target: BoundPool | Promise<BoundPool>,
@@ -90,100 +89,146 @@ export function bindConnection(
   invoke: (name: string) => unknown,
   request?: unknown,
 ): Observable<unknown> {
-  return new Observable<unknown>((subscriber) => {
-    let name = poolLabel(settings);
-    let inner: Subscription | undefined;
-    let settled = false;
-    let aborted = false;
-    let client: PooledClient | undefined;
-    let stopHandler: ((error: Error) => void) | undefined;
-    let pool: PgPool | undefined;
-    // The request is abandoned: cancel the statement in flight, fence the client off from
-    // the handler (a query it still makes throws), and end the work, so that the
-    // transaction rolls back and the connection is released.
-    const abort = (): void => {
-      if (settled || aborted) return;
-      aborted = true;
-      inner?.unsubscribe();
-      if (client) pool?.abandon(client);
-      stopHandler?.(new RequestAbortedError(name));
-    };
-    const onClose = (): void => {
-      if (!response?.writableFinished) abort();
-    };
-    // on/off rather than once: once() wraps the listener in a closure per request.
-    response?.on('close', onClose);
+  return new Observable<unknown>((subscriber) => runBound(target, settings, response, invoke, request, subscriber));
+}
 
-    const work = async (acquired: PooledClient): Promise<void> => {
-      client = acquired;
-      if (aborted) throw new RequestAbortedError(name);
-      await new Promise<void>((resolve, reject) => {
-        stopHandler = reject;
-        let result: unknown;
-        try {
-          result = runInConnectionScope(name, acquired, () => invoke(name));
-        } catch (error) {
-          reject(error);
-          return;
-        }
-        if (isObservable(result)) {
-          // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
-          const observable = result;
-          inner = runInConnectionScope(name, acquired, () => observable.subscribe({
-            next: (value) => subscriber.next(value),
-            error: reject,
-            complete: resolve,
-          }));
-        } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
-          // The common case, a promise: awaited directly, no Observable around it.
-          (result as PromiseLike<unknown>).then((value) => {
-            if (!aborted) subscriber.next(value);
-            resolve();
-          }, reject);
-        } else {
-          subscriber.next(result);
-          resolve();
-        }
-      });
-      if (aborted) throw new RequestAbortedError(name);
-    };
-
-    const finish = (): void => {
-      // Before the subscriber hears of it: its teardown must not abort finished work.
-      settled = true;
-      response?.off('close', onClose);
-    };
-    const failed = (error: unknown): void => {
-      finish();
-      subscriber.error(error);
-    };
-    const start = (bound: BoundPool): void => {
-      // Abandoned while a tenant's pool was being created: nothing to acquire for.
-      if (aborted) return failed(new RequestAbortedError(bound.name));
-      name = bound.name;
-      pool = bound.pool;
-      const acquire = { timeoutMs: settings.timeoutMs };
-      let running: Promise<void>;
-      try {
-        running = settings.transaction
-          ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
-          : pool.withConnection(work, acquire);
-      } catch (error) {
-        // A setting's function threw for this request: its answer, nothing acquired.
-        return failed(error);
-      }
-      running.then(
-        () => {
-          finish();
-          subscriber.complete();
-        },
-        failed,
-      );
-    };
-    if (target instanceof Promise) target.then(start, failed);
-    else start(target);
-    return abort;
+/**
+ * `@UseConnection` as a promise of the handler's (last) value: for HTTP routes without
+ * interceptors, which nothing can unsubscribe from. Nest then has no Observable to pipe
+ * through its disconnect handling per request; the client's disconnect is watched here.
+ */
+export function bindConnectionAsPromise(
+  target: BoundPool | Promise<BoundPool>,
+  settings: UseConnectionSettings,
+  response: ClosableResponse | undefined,
+  invoke: (name: string) => unknown,
+  request?: unknown,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let last: unknown;
+    runBound(target, settings, response, invoke, request, {
+      next: (value) => {
+        last = value;
+      },
+      complete: () => resolve(last),
+      error: reject,
+    });
   });
+}
+
+/**
+ * The heart of `@UseConnection`: acquires a connection, runs the handler (`invoke`,
+ * whatever it returns: a value, a promise, an Observable) with the client in scope
+ * (`@Conn()`, `currentConnection()`), and releases the client once the handler's result
+ * completes or errors, after COMMIT or ROLLBACK with `transaction`. Returns the abort.
+ *
+ * The transaction and release are the engine's `withConnection`/`withTransaction`, so the
+ * rules are the same as anywhere else. If the HTTP client disconnects first, or the
+ * subscriber unsubscribes (an interceptor's `timeout()`, an SSE client gone), the
+ * statement in flight is cancelled, the work rolled back and the connection released;
+ * the pool hands it to no one before the cancel has settled, and the handler, if it goes
+ * on, can no longer use it.
+ */
+function runBound(
+  target: BoundPool | Promise<BoundPool>,
+  settings: UseConnectionSettings,
+  response: ClosableResponse | undefined,
+  invoke: (name: string) => unknown,
+  request: unknown,
+  subscriber: BoundSink,
+): () => void {
+  let name = poolLabel(settings);
+  let inner: Subscription | undefined;
+  let settled = false;
+  let aborted = false;
+  let client: PooledClient | undefined;
+  let stopHandler: ((error: Error) => void) | undefined;
+  let pool: PgPool | undefined;
+  // The request is abandoned: cancel the statement in flight, fence the client off from
+  // the handler (a query it still makes throws), and end the work, so that the
+  // transaction rolls back and the connection is released.
+  const abort = (): void => {
+    if (settled || aborted) return;
+    aborted = true;
+    inner?.unsubscribe();
+    if (client) pool?.abandon(client);
+    stopHandler?.(new RequestAbortedError(name));
+  };
+  const onClose = (): void => {
+    if (!response?.writableFinished) abort();
+  };
+  // on/off rather than once: once() wraps the listener in a closure per request.
+  response?.on('close', onClose);
+
+  const work = async (acquired: PooledClient): Promise<void> => {
+    client = acquired;
+    if (aborted) throw new RequestAbortedError(name);
+    await new Promise<void>((resolve, reject) => {
+      stopHandler = reject;
+      let result: unknown;
+      try {
+        result = runInConnectionScope(name, acquired, () => invoke(name));
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      if (isObservable(result)) {
+        // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
+        const observable = result;
+        inner = runInConnectionScope(name, acquired, () => observable.subscribe({
+          next: (value) => subscriber.next(value),
+          error: reject,
+          complete: resolve,
+        }));
+      } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
+        // The common case, a promise: awaited directly, no Observable around it.
+        (result as PromiseLike<unknown>).then((value) => {
+          if (!aborted) subscriber.next(value);
+          resolve();
+        }, reject);
+      } else {
+        subscriber.next(result);
+        resolve();
+      }
+    });
+    if (aborted) throw new RequestAbortedError(name);
+  };
+
+  const finish = (): void => {
+    // Before the subscriber hears of it: its teardown must not abort finished work.
+    settled = true;
+    response?.off('close', onClose);
+  };
+  const failed = (error: unknown): void => {
+    finish();
+    subscriber.error(error);
+  };
+  const start = (bound: BoundPool): void => {
+    // Abandoned while a tenant's pool was being created: nothing to acquire for.
+    if (aborted) return failed(new RequestAbortedError(bound.name));
+    name = bound.name;
+    pool = bound.pool;
+    const acquire = { timeoutMs: settings.timeoutMs };
+    let running: Promise<void>;
+    try {
+      running = settings.transaction
+        ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
+        : pool.withConnection(work, acquire);
+    } catch (error) {
+      // A setting's function threw for this request: its answer, nothing acquired.
+      return failed(error);
+    }
+    running.then(
+      () => {
+        finish();
+        subscriber.complete();
+      },
+      failed,
+    );
+  };
+  if (target instanceof Promise) target.then(start, failed);
+  else start(target);
+  return abort;
 }
 
 /** The request's transaction-local settings: each fixed value, or its function's value for this request. */

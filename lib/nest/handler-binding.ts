@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { INTERCEPTORS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants.js';
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
-import { bindConnection, closableResponse, poolFor, poolLabel } from './connection-binding.js';
+import { bindConnection, bindConnectionAsPromise, closableResponse, poolFor, poolLabel } from './connection-binding.js';
 import { currentConnection, currentScope } from './current-connection.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -117,6 +117,7 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   const declared = Math.max(paramtypes.length, original.length, ...Object.values(routeArgs).map((arg) => arg.index + 1));
   HiddenResponse()(proto, key, declared);
 
+  let handlerIntercepted: boolean | undefined;
   const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
     const exchange = args[declared] as HttpExchange | undefined;
     const response = closableResponse(exchange?.response);
@@ -126,8 +127,17 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     if (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool)) {
       return original.apply(this, withClients(args, settings.pool));
     }
-    const target = poolFor(registryOf(this, settings), settings, exchange?.request);
-    return bindConnection(target, settings, response, (name) => original.apply(this, withClients(args, name)), exchange?.request);
+    const registry = registryOf(this, settings);
+    const target = poolFor(registry, settings, exchange?.request);
+    const invoke = (name: string): unknown => original.apply(this, withClients(args, name));
+    // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
+    // handling of an Observable result costs more than the rest of the binding.
+    // The handler's own decorators are all applied by its first request: read them once.
+    handlerIntercepted ??= Boolean(Reflect.getMetadata(SSE_METADATA, wrapped)) || hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, wrapped));
+    if (response !== undefined && !handlerIntercepted && !mayBeUnsubscribed(this, registry)) {
+      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.request);
+    }
+    return bindConnection(target, settings, response, invoke, exchange?.request);
   };
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
@@ -135,6 +145,32 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   Object.defineProperty(wrapped, 'name', { value: original.name });
   bound.add(wrapped);
   return wrapped;
+}
+
+/** Controller classes with interceptors of their own (or inherited), by class. */
+const classIntercepted = new WeakMap<object, boolean>();
+
+/**
+ * Whether something may unsubscribe from a handler's result before it ends: an
+ * interceptor of its controller or a global one (e.g. rxjs `timeout()`); the handler's
+ * own interceptors and SSE are checked by its wrapper. Those get an Observable, whose
+ * unsubscription abandons the work.
+ */
+function mayBeUnsubscribed(instance: unknown, registry: PgPoolRegistry): boolean {
+  const controller = (instance as { constructor?: object } | null)?.constructor;
+  if (controller) {
+    let intercepted = classIntercepted.get(controller);
+    if (intercepted === undefined) {
+      intercepted = hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, controller));
+      classIntercepted.set(controller, intercepted);
+    }
+    if (intercepted) return true;
+  }
+  return registry.hasGlobalInterceptors();
+}
+
+function hasInterceptors(metadata: unknown): boolean {
+  return Array.isArray(metadata) && metadata.length > 0;
 }
 
 /** Whether a handler was wrapped by a method-level `@UseConnection`. */

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { DiscoveryService } from '@nestjs/core';
+import { ApplicationConfig, DiscoveryService } from '@nestjs/core';
 import { serveControllers, stopServing } from './handler-binding.js';
 import { PgPool, PoolConfigError, TenantPools, UnknownPoolError, type PoolStats, type TenantPoolsOptions } from '../pool/index.js';
 import { DEFAULT_POOL_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './pg-pool.constants.js';
@@ -27,7 +27,20 @@ export class PgPoolRegistry implements OnModuleInit, OnApplicationBootstrap, OnA
   /** With `PgPoolModule.forTenants`: the pools created per database id on first use. */
   private tenantPools: TenantPools | undefined;
 
-  constructor(private readonly maintenance: PgPoolMaintenanceService, private readonly discovery: DiscoveryService) {}
+  constructor(
+    private readonly maintenance: PgPoolMaintenanceService,
+    private readonly discovery: DiscoveryService,
+    private readonly applicationConfig: ApplicationConfig,
+  ) {}
+
+  /**
+   * Whether the application has global interceptors (`useGlobalInterceptors`,
+   * `APP_INTERCEPTOR`): they may unsubscribe from a handler's result, so `@UseConnection`
+   * then hands Nest an Observable it can unsubscribe from.
+   */
+  hasGlobalInterceptors(): boolean {
+    return this.applicationConfig.getGlobalInterceptors().length > 0 || this.applicationConfig.getGlobalRequestInterceptors().length > 0;
+  }
 
   /** `@UseConnection` handlers find this registry on their controller instance. */
   onModuleInit(): void {

@@ -78,6 +78,12 @@ export function explainTlsFailure(error: Error): string | undefined {
   if (code === 'ERR_OSSL_BAD_DECRYPT') {
     return `the TLS client key could not be decrypted (${error.message}): check \`ssl.passphrase\``;
   }
+  // A wrong passphrase can also decrypt to bytes that pass the padding check (about one
+  // time in 256) and then fail to decode: OpenSSL says "unsupported" then.
+  if (code === 'ERR_OSSL_UNSUPPORTED') {
+    return `the TLS client key could not be decrypted or read (${error.message}): check \`ssl.passphrase\`, ` +
+      'and that `ssl.key` is a PEM private key';
+  }
   if (error.message === NO_TLS_AT_SERVER) {
     return `${NO_TLS_AT_SERVER}: TLS is off at the server, and the settings require it, so nothing was sent in clear`;
   }
