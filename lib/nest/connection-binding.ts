@@ -1,4 +1,5 @@
 import { HttpException } from '@nestjs/common';
+import { ServerResponse } from 'node:http';
 import { isObservable, Observable, type Subscription } from 'rxjs';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
 import { runInConnectionScope } from './current-connection.js';
@@ -26,6 +27,8 @@ export class RequestAbortedError extends HttpException {
 
 /** Express's response, or the raw Node response under Fastify's reply, if it can tell us the client left. */
 export function closableResponse(response: unknown): ClosableResponse | undefined {
+  // Express's response is a ServerResponse: no need to look for a `raw` it does not have.
+  if (response instanceof ServerResponse) return response;
   const candidate = (response as { raw?: unknown } | undefined)?.raw ?? response;
   const closable = candidate as Partial<ClosableResponse> | undefined;
   return typeof closable?.on === 'function' && typeof closable.off === 'function' ? closable as ClosableResponse : undefined;
@@ -195,9 +198,10 @@ function runBound(
   };
 
   const finish = (): void => {
-    // Before the subscriber hears of it: its teardown must not abort finished work.
+    // Before the subscriber hears of it: its teardown must not abort finished work. The
+    // close listener stays: the response closes soon anyway, and then it does nothing,
+    // which costs less than removing it from the response's listeners now.
     settled = true;
-    response?.off('close', onClose);
   };
   const failed = (error: unknown): void => {
     finish();
