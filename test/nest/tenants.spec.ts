@@ -145,6 +145,11 @@ describe('@UseConnection with a pool picked per request (PgPoolModule.forTenants
     await http.get('/t/whoami').set('x-tenant', 'initech').expect(200);
     const health = await http.get('/health').expect(200);
     expect(health.body).toMatchObject({ tenants: { status: 'up', maxPools: 4, failing: ['missing'], failingCount: 1, budget: { max: 3 } } });
+    // With maxFailing set, enough failing tenants take the entry down.
+    const indicator = app.app.get(PgPoolHealthIndicator);
+    expect(await indicator.isTenantPoolsHealthy('tenants', { maxFailing: 0 })).toMatchObject({
+      tenants: { status: 'down', failingCount: 1, message: '1 tenant pools are failing (more than 0)' },
+    });
     await app.app.get(TenantPools).evict('missing');
   });
 

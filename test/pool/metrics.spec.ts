@@ -36,6 +36,24 @@ describe('metrics', () => {
     expect(await registry.metrics()).toContain('pg_pool_requests_num_total{pool="orders"} 3');
   });
 
+  it('labels at most maxPoolLabels pools by name and sums the rest under (other): tenants cannot blow up the series', async () => {
+    const pools = ['a', 'b', 'c', 'd'].map((name) => createTestPool({ name, min: 1, max: 2 }));
+    await Promise.all(pools.map((pool) => pool.open({ wait: true })));
+    await pools[2].query('SELECT 1');
+    await pools[3].query('SELECT 1');
+    await pools[3].query('SELECT 1');
+    const registry = new Registry();
+    registerPrometheusMetrics(() => pools, { registry, maxPoolLabels: 2 });
+    const text = await registry.metrics();
+    const sizes = text.split('\n').filter((line) => line.startsWith('pg_pool_pool_size{'));
+    expect(sizes).toEqual(['pg_pool_pool_size{pool="a"} 1', 'pg_pool_pool_size{pool="b"} 1', 'pg_pool_pool_size{pool="(other)"} 2']);
+    expect(text).toContain('pg_pool_requests_num_total{pool="(other)"} 3');
+    // The default bound is 50: four pools, four labels.
+    const unbounded = new Registry();
+    registerPrometheusMetrics(() => pools, { registry: unbounded });
+    expect((await unbounded.metrics()).split('\n').filter((line) => line.startsWith('pg_pool_pool_size{'))).toHaveLength(4);
+  });
+
   it('exports every pool stat through the OpenTelemetry metrics API', async () => {
     const pool = createTestPool({ name: 'otel', min: 1, max: 3 });
     await pool.open({ wait: true });
