@@ -1,4 +1,5 @@
 import { monotonicNow } from './clock.js';
+import { TimeoutError } from './with-timeout.js';
 
 /**
  * What a pool is to the budget it shares: something that may want a connection, and
@@ -121,6 +122,42 @@ export class ConnectionBudget {
   leave(member: BudgetMember): void {
     this.members.delete(member);
     this.queue.delete(member);
+  }
+
+  /**
+   * A permit for a connection a pool opens outside its lending (its LISTEN session):
+   * waits its turn, first come first served with the pools, up to `timeoutMs`; rejects
+   * with a `TimeoutError` then. The caller gives it back with `give()` when the session ends.
+   */
+  permit(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const waiter: BudgetMember = {
+        name: 'permit',
+        min: 0,
+        lastUsedAt: Number.POSITIVE_INFINITY,
+        grant: () => {
+          if (settled) return false;
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+          return true;
+        },
+        yieldIdle: () => false,
+      };
+      if (this.take(waiter)) {
+        settled = true;
+        resolve();
+        return;
+      }
+      timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        this.queue.delete(waiter);
+        reject(new TimeoutError(`no connection permit within ${timeoutMs} ms: the shared connection budget (max ${this.max}) was spent`));
+      }, timeoutMs);
+    });
   }
 
   /**

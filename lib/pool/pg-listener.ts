@@ -1,7 +1,7 @@
 import { escapeIdentifier, type Client, type Notification } from 'pg';
 import { Backoff } from './backoff.js';
 import { connectToTarget, toError } from './connection-opener.js';
-import { PoolClosedError, PoolUsageError } from './errors.js';
+import { PoolClosedError, PoolTimeoutError, PoolUsageError } from './errors.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
 import { sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
 
@@ -108,7 +108,29 @@ export class PgListener {
   private async connect(): Promise<Client> {
     const attrs = this.options.target.targetSessionAttrs;
     const wanted: TargetSessionAttrs = attrs === 'any' || attrs === 'read-write' || attrs === 'primary' ? attrs : 'primary';
-    const client = await connectToTarget(this.options, wanted, (host, pass) => this.connectTo(host, pass));
+    // A pool sharing a connection budget counts its LISTEN session in it too.
+    const budget = this.options.budget;
+    if (budget) {
+      await budget.permit(this.options.acquireTimeoutMs).catch((error: Error) => {
+        throw new PoolTimeoutError(this.options.name, `the LISTEN session could not be opened: ${error.message}`);
+      });
+    }
+    let client: Client;
+    try {
+      client = await connectToTarget(this.options, wanted, (host, pass) => this.connectTo(host, pass));
+    } catch (error) {
+      budget?.give();
+      throw error;
+    }
+    if (budget) {
+      // The permit is the session's until its connection ends, however it ends.
+      let given = false;
+      client.once('end', () => {
+        if (given) return;
+        given = true;
+        budget.give();
+      });
+    }
     if (this.closed) {
       await client.end().catch(() => undefined);
       throw new PoolClosedError(this.options.name, 'the listener is closed');

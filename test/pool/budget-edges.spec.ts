@@ -42,6 +42,30 @@ describe('the connection budget', () => {
     expect(outcome).toBe('served');
   }, 30_000);
 
+  it('counts a pool\'s LISTEN session in the budget, and hands its permit on when the session ends', async () => {
+    const budget = new ConnectionBudget(2);
+    const listening = createTestPool({ name: 'listening', min: 0, max: 1, budget });
+    const other = createTestPool({ name: 'other', min: 0, max: 2, budget, acquireTimeoutMs: 5_000 });
+    const notes: string[] = [];
+    const unlisten = await listening.listen('budget_edges', (payload) => notes.push(payload));
+    await listening.notify('budget_edges', 'one');
+    // The LISTEN session and the pooled connection that sent the NOTIFY: both permits.
+    expect(budget.inUse).toBe(2);
+    expect(listening.totalCount).toBe(1);
+    // The other pool gets the idle pooled connection's permit, never the listener's:
+    // both its checkouts cannot be served while the session listens.
+    const first = await other.acquire();
+    expect(budget.inUse).toBe(2);
+    await expect(other.acquire({ timeoutMs: 300 })).rejects.toThrow(/shared connection budget was spent/);
+    first.release();
+    await eventually('the notification arrived', () => notes.includes('one'));
+    await unlisten();
+    await listening.close();
+    await eventually('the session ended and its permit is back', () => budget.inUse === other.totalCount);
+    const both = await Promise.all([other.acquire(), other.acquire()]);
+    both.forEach((client) => client.release());
+  });
+
   it('refuses to open a pool whose min no longer fits in the budget beside the other pools\' mins', async () => {
     // Each pool's min fits the budget on its own; together they do not: the second is refused,
     // rather than left waiting for ever on a budget the first sits on.
