@@ -160,7 +160,7 @@ function runBound(
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
-  // on/off rather than once: once() wraps the listener in a closure per request.
+  // on, never off (see finish), and not once: once() wraps the listener in a closure per request.
   response?.on('close', onClose);
 
   const work = async (acquired: PooledClient): Promise<void> => {

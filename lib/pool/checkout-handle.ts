@@ -34,7 +34,7 @@ export type HandleConstructor = new () => PooledClient;
  * pg's state is only ever written on the client. A property a caller assigns on a handle
  * stays on that handle. A checkout costs one small object of a fixed shape and one closure.
  */
-export function handleConstructor(client: Client, connection: PoolConnection, giveBack: GiveBack): HandleConstructor {
+export function handleConstructor(client: Client, connection: PoolConnection, giveBack: GiveBack, watchSession: boolean): HandleConstructor {
   const proto = Object.create(client) as Record<PropertyKey, unknown>;
   const methods = client as unknown as Record<PropertyKey, Method>;
   const seen = new Set<PropertyKey>(['constructor', 'release', 'query']);
@@ -52,7 +52,8 @@ export function handleConstructor(client: Client, connection: PoolConnection, gi
   }
   // The hot path, without rest arguments: pg's query takes (config, values, callback).
   const query = function query(config: unknown, values?: unknown, callback?: unknown): unknown {
-    if (!connection.sessionChanged && changesSession(config)) connection.sessionChanged = true;
+    // Only `resetOnReturn: 'auto'` needs to know: the others pay nothing per query.
+    if (watchSession && !connection.sessionChanged && changesSession(config)) connection.sessionChanged = true;
     return methods.query.call(client, config, values, callback);
   };
   proto[Symbol.asyncDispose] = function dispose(this: PooledClient): Promise<void> {

@@ -358,13 +358,14 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     }
     if (this.poolState !== 'open') return this.refuseClosed();
     this.counters.requestsNum++;
-    this.lastUse = monotonicNow();
     // With leak detection on, where the client was asked for: the caller's stack, now.
     const origin = this.leaks.enabled ? acquiringStack() : undefined;
     if (this.lending.waitingCount === 0 && this.lending.idleCount > 0) {
       if (this.#settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
       return Promise.resolve(this.checkOut(this.lending.takeIdle(), origin));
     }
+    // A request that waits counts as use from now (checkOut stamps the others).
+    this.lastUse = monotonicNow();
     return this.waitForConnection(timeoutMs, origin);
   }
 
@@ -512,7 +513,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     if (this.#settings.allowExitOnIdle) connection.ref();
     connection.checkedOutAt = this.lastUse = now;
     const checkout = ++connection.checkouts;
-    connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack);
+    connection.Handle ??= handleConstructor(connection.client, connection, this.giveBack, this.#settings.resetOnReturn === 'auto');
     const handle = new connection.Handle();
     connection.handle = handle;
     if (origin !== undefined) this.leaks.watch(connection, checkout, origin);

@@ -322,6 +322,7 @@ function lastUse(entry: Entry): number {
 
 /** Nothing checked out, nobody waiting. */
 function isIdle(pool: PgPool): boolean {
-  const stats = pool.getStats();
-  return stats.requestsWaiting === 0 && stats.poolSize - stats.poolAvailable === 0;
+  // totalCount includes connections being opened (so requests they are for), waitingCount
+  // the requests beyond those: both read off the pool, with no stats snapshot to build.
+  return pool.totalCount === pool.idleCount && pool.waitingCount === 0;
 }
