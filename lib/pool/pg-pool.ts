@@ -385,6 +385,8 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
         void check.then((ok) => {
           if (ok) this.adopt(connection);
         });
+        // close() came before the deadline: the request ends with the pool, as waiters do.
+        if (this.poolState !== 'open') return this.refuseClosed();
         // Its time is up: it fails now rather than queue, with nothing left to wait.
         this.counters.requestsTimeouts++;
         this.counters.requestsErrors++;

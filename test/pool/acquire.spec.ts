@@ -43,6 +43,26 @@ describe('acquire', () => {
     expect(order).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('fails a request whose acquire check outlives its timeout with PoolClosedError when close() came first', async () => {
+    // Found by the model-based fuzz: the request got PoolTimeoutError from a closed pool.
+    let endCheck: () => void = () => undefined;
+    const checking = new Promise<void>((resolve) => {
+      endCheck = resolve;
+    });
+    let checks = 0;
+    const pool = createTestPool({ min: 1, max: 1, checkOnAcquire: async () => {
+      checks++;
+      await checking;
+    } });
+    await pool.open({ wait: true, timeoutMs: 10_000 });
+    const outcome = pool.acquire({ timeoutMs: 50 }).catch((error: unknown) => error);
+    await eventually('the idle connection is being checked', () => checks === 1);
+    const closed = pool.close({ timeoutMs: 0 });
+    expect(await outcome).toBeInstanceOf(PoolClosedError);
+    endCheck();
+    await closed;
+  });
+
   it('fails a waiter with PoolTimeoutError naming the pool after its timeout', async () => {
     const pool = createTestPool({ name: 'reports', min: 1, max: 1, acquireTimeoutMs: 100 });
     const holder = await pool.acquire({ timeoutMs: 10_000 });
