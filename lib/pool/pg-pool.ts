@@ -691,14 +691,30 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     fence(client, this.usedAfterAbandon);
   }
 
-  /** Runs `fn` with a connection and releases it however `fn` ends. */
-  async withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
-    const client = await this.acquire(options);
-    try {
-      return await fn(client);
-    } finally {
-      await client[Symbol.asyncDispose]();
-    }
+  /**
+   * Runs `fn` with a connection and releases it however `fn` ends; resolves with `fn`'s
+   * value once the connection is back (or rejects with its error, or the release's).
+   * Written with `then` rather than async/await: on the path of every `@UseConnection`
+   * request, and each await is a promise and a turn of the microtask queue.
+   */
+  withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+    return this.acquire(options).then((client) => {
+      const giveBack = (): Promise<void> => client[Symbol.asyncDispose]();
+      let result: Promise<T> | T;
+      try {
+        result = fn(client);
+      } catch (error) {
+        return giveBack().then(() => {
+          throw error;
+        });
+      }
+      return Promise.resolve(result).then(
+        (value) => giveBack().then(() => value),
+        (error: unknown) => giveBack().then(() => {
+          throw error;
+        }),
+      );
+    });
   }
 
   /**
