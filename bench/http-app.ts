@@ -31,6 +31,13 @@ class BenchController {
     return (await client.query('SELECT 1 AS one')).rows[0];
   }
 
+  /** The same without a currentConnection() scope: no AsyncLocalStorage. */
+  @Get('use-connection-unscoped')
+  @UseConnection({ currentConnection: false })
+  async useConnectionUnscoped(@Conn() client: PooledClient): Promise<unknown> {
+    return (await client.query('SELECT 1 AS one')).rows[0];
+  }
+
   @Get('by-hand')
   async byHand(): Promise<unknown> {
     return (await this.pool.query('SELECT 1 AS one')).rows[0];

@@ -89,7 +89,7 @@ export function bindConnection(
   target: BoundPool | Promise<BoundPool>,
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
-  invoke: (name: string) => unknown,
+  invoke: (name: string, client: PooledClient) => unknown,
   request?: unknown,
 ): Observable<unknown> {
   return new Observable<unknown>((subscriber) => runBound(target, settings, response, invoke, request, subscriber));
@@ -104,7 +104,7 @@ export function bindConnectionAsPromise(
   target: BoundPool | Promise<BoundPool>,
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
-  invoke: (name: string) => unknown,
+  invoke: (name: string, client: PooledClient) => unknown,
   request?: unknown,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -136,7 +136,7 @@ function runBound(
   target: BoundPool | Promise<BoundPool>,
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
-  invoke: (name: string) => unknown,
+  invoke: (name: string, client: PooledClient) => unknown,
   request: unknown,
   subscriber: BoundSink,
 ): () => void {
@@ -163,14 +163,17 @@ function runBound(
   // on, never off (see finish), and not once: once() wraps the listener in a closure per request.
   response?.on('close', onClose);
 
-  const work = async (acquired: PooledClient): Promise<void> => {
+  // Not an async function: the handler's own promise settles this one directly, without
+  // an await of it (one promise and one turn fewer per request).
+  const work = (acquired: PooledClient): Promise<void> => {
     client = acquired;
-    if (aborted) throw new RequestAbortedError(name);
-    await new Promise<void>((resolve, reject) => {
+    if (aborted) return Promise.reject(new RequestAbortedError(name));
+    return new Promise<void>((resolve, reject) => {
+      // An abort rejects this promise; the handler ending later changes nothing then.
       stopHandler = reject;
       let result: unknown;
       try {
-        result = runInConnectionScope(name, acquired, () => invoke(name));
+        result = settings.inScope !== false ? runInConnectionScope(name, acquired, () => invoke(name, acquired)) : invoke(name, acquired);
       } catch (error) {
         reject(error);
         return;
@@ -178,11 +181,14 @@ function runBound(
       if (isObservable(result)) {
         // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
         const observable = result;
-        inner = runInConnectionScope(name, acquired, () => observable.subscribe({
-          next: (value) => subscriber.next(value),
+        const subscribe = (): Subscription => observable.subscribe({
+          next: (value) => {
+            if (!aborted) subscriber.next(value);
+          },
           error: reject,
-          complete: resolve,
-        }));
+          complete: () => resolve(),
+        });
+        inner = settings.inScope !== false ? runInConnectionScope(name, acquired, subscribe) : subscribe();
       } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
         // The common case, a promise: awaited directly, no Observable around it.
         (result as PromiseLike<unknown>).then((value) => {
@@ -194,7 +200,6 @@ function runBound(
         resolve();
       }
     });
-    if (aborted) throw new RequestAbortedError(name);
   };
 
   const finish = (): void => {

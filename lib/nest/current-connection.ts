@@ -2,26 +2,35 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 
-/** What `@UseConnection` puts in scope for the code below a handler. */
+/**
+ * What `@UseConnection` puts in scope for the code below a handler: one pool's client,
+ * and the scope it is nested in (a handler of another pool's `@UseConnection` calling
+ * this one). A small linked record rather than a Map copied per request: a request
+ * almost always holds one client.
+ */
 export interface ConnectionScope {
-  /** The request's clients by pool name. */
-  readonly clients: ReadonlyMap<string, PooledClient>;
-  /** The pool of the innermost `@UseConnection`: what `@Conn()` without a name gives. */
+  /** The pool of this (the innermost) `@UseConnection`: what `@Conn()` without a name gives. */
   readonly primary: string;
+  readonly client: PooledClient;
+  readonly outer: ConnectionScope | undefined;
 }
 
 const storage = new AsyncLocalStorage<ConnectionScope>();
 
 /** Runs `fn` with `client` as the scope's connection for `pool` (and as its primary). */
 export function runInConnectionScope<T>(pool: string, client: PooledClient, fn: () => T): T {
-  const clients = new Map(storage.getStore()?.clients);
-  clients.set(pool, client);
-  return storage.run({ clients, primary: pool }, fn);
+  return storage.run({ primary: pool, client, outer: storage.getStore() }, fn);
 }
 
 /** The scope below the current handler, if any. */
 export function currentScope(): ConnectionScope | undefined {
   return storage.getStore();
+}
+
+/** The client a scope (or one it is nested in) holds for `pool`. */
+export function clientIn(scope: ConnectionScope | undefined, pool: string): PooledClient | undefined {
+  for (let s = scope; s !== undefined; s = s.outer) if (s.primary === pool) return s.client;
+  return undefined;
 }
 
 /**
@@ -33,8 +42,8 @@ export function currentScope(): ConnectionScope | undefined {
  */
 export function currentConnection(name?: string): PooledClient {
   const scope = storage.getStore();
-  if (name === undefined) name = scope && !scope.clients.has(DEFAULT_POOL_NAME) ? scope.primary : DEFAULT_POOL_NAME;
-  const client = scope?.clients.get(name);
+  const client = name === undefined ? clientIn(scope, DEFAULT_POOL_NAME) ?? scope?.client : clientIn(scope, name);
+  name ??= DEFAULT_POOL_NAME;
   if (!client) {
     throw new PoolUsageError(name, `no connection in scope: currentConnection('${name}') works only in code called ` +
       `from a handler or controller decorated with @UseConnection('${name}')`);

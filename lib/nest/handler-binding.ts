@@ -2,7 +2,7 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { INTERCEPTORS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants.js';
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
 import { bindConnection, bindConnectionAsPromise, closableResponse, poolFor, poolLabel } from './connection-binding.js';
-import { currentConnection, currentScope } from './current-connection.js';
+import { clientIn, currentConnection, currentScope } from './current-connection.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -74,12 +74,17 @@ export function connPlaceholder(name: string | undefined): object {
   return placeholder;
 }
 
-function withClients(args: unknown[], primary: string): unknown[] {
+/**
+ * The handler's arguments with each `@Conn()` placeholder replaced: by `client`, the
+ * handler's own connection (`@Conn()`, or `@Conn(name)` of its own pool), or by the
+ * scope's client for another pool.
+ */
+function withClients(args: unknown[], own: string, client: PooledClient): unknown[] {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === null || typeof arg !== 'object') continue;
     const name = placeholderNames.get(arg);
-    if (name !== undefined) args[i] = currentConnection(name === '' ? currentScope()?.primary ?? primary : name) as PooledClient;
+    if (name !== undefined) args[i] = name === '' || name === own ? client : currentConnection(name);
   }
   return args;
 }
@@ -124,12 +129,13 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     args.length = declared;
     // Called from code already holding this pool's connection (a handler calling another):
     // it runs on that connection.
-    if (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool)) {
-      return original.apply(this, withClients(args, settings.pool));
+    if (typeof settings.pool === 'string') {
+      const held = clientIn(currentScope(), settings.pool);
+      if (held) return original.apply(this, withClients(args, settings.pool, held));
     }
     const registry = registryOf(this, settings);
     const target = poolFor(registry, settings, exchange?.request);
-    const invoke = (name: string): unknown => original.apply(this, withClients(args, name));
+    const invoke = (name: string, client: PooledClient): unknown => original.apply(this, withClients(args, name, client));
     // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
     // handling of an Observable result costs more than the rest of the binding.
     // The handler's own decorators are all applied by its first request: read them once.

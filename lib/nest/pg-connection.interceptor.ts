@@ -2,7 +2,7 @@ import { Injectable, type CallHandler, type ExecutionContext, type NestIntercept
 import { Reflector } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { bindConnection, closableResponse, poolFor } from './connection-binding.js';
-import { currentScope } from './current-connection.js';
+import { clientIn, currentScope } from './current-connection.js';
 import { USE_CONNECTION_METADATA } from './pg-pool.constants.js';
 import { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -39,7 +39,9 @@ export class PgConnectionInterceptor implements NestInterceptor {
     }
     let settings = byClass.get(controller);
     if (settings === undefined) {
-      settings = this.reflector.getAllAndOverride<UseConnectionSettings | undefined>(USE_CONNECTION_METADATA, [handler, controller]) ?? null;
+      const found = this.reflector.getAllAndOverride<UseConnectionSettings | undefined>(USE_CONNECTION_METADATA, [handler, controller]);
+      // Always in a scope: the interceptor runs before Nest resolves `@Conn()`, which finds the client there.
+      settings = found ? { ...found, inScope: true } : null;
       byClass.set(controller, settings);
     }
     return settings ?? undefined;
@@ -49,7 +51,7 @@ export class PgConnectionInterceptor implements NestInterceptor {
     const settings = this.settings(context);
     // Decorated on both the class and the handler, the interceptor runs twice: the outer
     // run opens the scope, the inner one finds it open and passes through.
-    if (!settings || (typeof settings.pool === 'string' && currentScope()?.clients.has(settings.pool))) return next.handle();
+    if (!settings || (typeof settings.pool === 'string' && clientIn(currentScope(), settings.pool))) return next.handle();
     const http = context.getType() === 'http' ? context.switchToHttp() : undefined;
     const response = http ? closableResponse(http.getResponse()) : undefined;
     const request: unknown = http?.getRequest();

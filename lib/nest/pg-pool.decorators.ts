@@ -33,6 +33,7 @@ export function UseConnection<Request = unknown>(poolOrOptions: string | UseConn
     transaction: options.transaction === true ? {} : options.transaction || undefined,
     timeoutMs: options.timeoutMs,
     fallback: options.fallback,
+    inScope: options.currentConnection !== false,
   };
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor): PropertyDescriptor | void => {
     if (key !== undefined && descriptor) {

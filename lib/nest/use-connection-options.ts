@@ -37,6 +37,15 @@ export interface UseConnectionOptions<Request = unknown> {
    * answers. The client is still in scope under `pool`'s name.
    */
   fallback?: string;
+  /**
+   * Default `true`: code below the handler can reach the client with `currentConnection()`,
+   * through an AsyncLocalStorage scope opened per request. `false`: the handler gets its
+   * client through `@Conn()` alone, and no scope is opened. Only worth it on Node 20 and
+   * 22, where AsyncLocalStorage runs on async_hooks: the first scope any code opens makes
+   * every promise of the process dearer from then on (`npm run bench -- http`, table 4e).
+   * On Node 24 and later it costs nothing measurable; leave it on there.
+   */
+  currentConnection?: boolean;
 }
 
 /** `UseConnectionOptions` after defaults: what the interceptor reads from metadata. */
@@ -46,4 +55,6 @@ export interface UseConnectionSettings {
   transaction: TransactionOptions | undefined;
   timeoutMs: number | undefined;
   fallback: string | undefined;
+  /** Whether the handler runs in a `currentConnection()` scope. */
+  inScope: boolean;
 }

@@ -79,6 +79,34 @@ class ScopedController {
   }
 }
 
+/** No AsyncLocalStorage scope: the client comes through @Conn() alone. */
+@Controller('u')
+@UseConnection({ currentConnection: false })
+class UnscopedController {
+  constructor(private readonly service: ScopeService) {}
+
+  @Get('pid')
+  async pid(@Conn() client: PooledClient): Promise<{ pid: number; serviceError: string }> {
+    const { pid } = (await client.query<{ pid: number }>(pidQuery)).rows[0];
+    const serviceError = await this.service.pid().then(() => 'none', (error: Error) => error.message);
+    return { pid, serviceError };
+  }
+
+  @Post('tx')
+  @UseConnection({ currentConnection: false, transaction: true })
+  async tx(@Body() body: { id: number; fail?: boolean }, @Conn() client: PooledClient): Promise<{ inTransaction: boolean }> {
+    await client.query('INSERT INTO uc_spec (id) VALUES ($1)', [body.id]);
+    if (body.fail) throw new BadRequestException('rolled back on purpose');
+    return { inTransaction: client.getTransactionStatus() === 'T' };
+  }
+
+  @Get('slow')
+  async slow(@Conn() client: PooledClient): Promise<string> {
+    await client.query('SELECT pg_sleep(20)');
+    return 'finished';
+  }
+}
+
 @Controller('direct')
 class DirectController {
   constructor(@InjectPool() private readonly pool: PgPool) {}
@@ -103,7 +131,7 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, DirectController],
+      controllers: [ScopedController, UnscopedController, DirectController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -193,6 +221,32 @@ describe('@UseConnection', () => {
     await disconnectDuring('POST', '/c/slow-tx', JSON.stringify({ id: 3 }));
     await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0);
     expect(await rowExists(3)).toBe(false);
+  });
+
+  describe('with currentConnection: false', () => {
+    it('gives the handler its client through @Conn() and opens no scope: currentConnection() below it throws', async () => {
+      const { body } = await http().get('/u/pid').expect(200);
+      expect(body.pid).toEqual(expect.any(Number));
+      expect(body.serviceError).toMatch(/^pool 'default': no connection in scope/);
+      expect(pool.checkedOutCount).toBe(0);
+    });
+
+    it('commits the transaction on success and rolls it back when the handler throws', async () => {
+      const { body } = await http().post('/u/tx').send({ id: 11 }).expect(201);
+      expect(body).toEqual({ inTransaction: true });
+      expect(await rowExists(11)).toBe(true);
+      await http().post('/u/tx').send({ id: 12, fail: true }).expect(400);
+      expect(await rowExists(12)).toBe(false);
+      expect(pool.checkedOutCount).toBe(0);
+      expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+    });
+
+    it('cancels the statement and releases the connection when the HTTP client disconnects', async () => {
+      await disconnectDuring('GET', '/u/slow');
+      await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && pool.getStats().poolAvailable >= 1);
+      expect((await adminQuery("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+        [appNameOf(pool)])).length).toBe(0);
+    });
   });
 
   it('maps pool exhaustion to 503 with a short JSON body naming the pool and Retry-After', async () => {
