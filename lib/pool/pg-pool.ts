@@ -708,11 +708,19 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
           throw error;
         });
       }
+      // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
       return Promise.resolve(result).then(
-        (value) => giveBack().then(() => value),
-        (error: unknown) => giveBack().then(() => {
-          throw error;
-        }),
+        (value) => {
+          const back = giveBack();
+          return back === RESOLVED ? value : back.then(() => value);
+        },
+        (error: unknown) => {
+          const back = giveBack();
+          if (back === RESOLVED) throw error;
+          return back.then(() => {
+            throw error;
+          });
+        },
       );
     });
   }

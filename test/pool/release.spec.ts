@@ -210,3 +210,56 @@ describe('release', () => {
     expect(pool.getStats()).toMatchObject({ connectionsNum: 2, returnsBad: 1, connectionsLost: 1 });
   });
 });
+
+describe('withConnection', () => {
+  it('rejects with the error of a callback that throws synchronously, and releases the client', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    await expect(pool.withConnection(() => {
+      throw new Error('thrown before any await');
+    })).rejects.toThrow('thrown before any await');
+    expect(pool.checkedOutCount).toBe(0);
+    expect((await pool.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
+  it('resolves only once the connection is back, after the ROLLBACK of a transaction the callback left open', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    let pid = 0;
+    const value = await pool.withConnection(async (client) => {
+      pid = pidOf(client);
+      await client.query('BEGIN');
+      await client.query('INSERT INTO release_spec VALUES (43)');
+      return 'left open';
+    });
+    expect(value).toBe('left open');
+    // Back already, rolled back: idle in the pool, not still being inspected.
+    expect(pool.checkedOutCount).toBe(0);
+    expect(pool.getStats().poolAvailable).toBe(1);
+    expect(pool.getStats().returnsBad).toBe(1);
+    const next = await pool.acquire();
+    expect(pidOf(next)).toBe(pid);
+    expect(next.getTransactionStatus()).toBe('I');
+    expect((await next.query('SELECT count(*)::int AS n FROM release_spec WHERE id = 43')).rows).toEqual([{ n: 0 }]);
+    next.release();
+  });
+
+  it('rejects with the callback\'s error after rolling back what it left open', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    await expect(pool.withConnection(async (client) => {
+      await client.query('BEGIN');
+      await client.query('INSERT INTO release_spec VALUES (44)');
+      throw new Error('failed inside the transaction');
+    })).rejects.toThrow('failed inside the transaction');
+    expect(pool.getStats().poolAvailable).toBe(1);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+    expect((await pool.query('SELECT count(*)::int AS n FROM release_spec WHERE id = 44')).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('adopts a thenable that is not a native promise, as await would', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    const fulfilled: PromiseLike<number> = { then: (onFulfilled) => Promise.resolve(onFulfilled?.(5)) as never };
+    expect(await pool.withConnection(() => fulfilled)).toBe(5);
+    const rejected: PromiseLike<number> = { then: (_onFulfilled, onRejected) => Promise.resolve(onRejected?.(new Error('thenable refused'))) as never };
+    await expect(pool.withConnection(() => rejected)).rejects.toThrow('thenable refused');
+    expect(pool.checkedOutCount).toBe(0);
+  });
+});
