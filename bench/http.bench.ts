@@ -4,12 +4,30 @@ import { fileURLToPath } from 'node:url';
 import { createBenchRows } from './server.js';
 import { formatNumber, interleaved, median, printTable, ratio } from './measure.js';
 
-const DURATION_S = 5;
+const DURATION_S = 3;
 const CONNECTIONS = 32;
-const ROUNDS = 3;
-const ROUTES = ['use-connection', 'by-hand', 'by-hand-intercepted', 'queries-multiplexed', 'queries-by-hand',
-  'fastify:use-connection', 'fastify:by-hand', 'unscoped:use-connection-unscoped', 'unscoped:by-hand'] as const;
+/** Rounds per comparison; each round runs every route of the comparison once, back to back. */
+const ROUNDS = 7;
 
+/**
+ * One table: routes compared with the first (`pg.Pool.query` by hand), on one server.
+ * This machine's throughput drifts by tens of percent within a minute, so each round runs
+ * the comparison's routes back to back (in rotated order) and each ratio is taken within
+ * its round; a table shows the median of those ratios, and the medians of requests/s and p99.
+ */
+interface Comparison {
+  title: string;
+  /** Route paths prefixed by the server they are asked of (`fastify:`, `unscoped:`), or not (Express). */
+  routes: Array<{ label: string; route: string }>;
+  note?: string;
+}
+
+interface RouteFigures {
+  rps: number;
+  p99: number;
+  ratio: number;
+  ratios: number[];
+}
 /** What a promise costs before and after the first AsyncLocalStorage scope, in a fresh process. */
 async function promiseCost(): Promise<{ before: number; after: number }> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./promise-cost.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -55,45 +73,46 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       const [prefix, path] = route.includes(':') ? route.split(':') : ['', route];
       return autocannon({ url: `http://127.0.0.1:${(servers[prefix] ?? server).port}/${path}`, connections: CONNECTIONS, duration: seconds });
     };
-    for (const route of ROUTES) await load(route, 3); // warm-up: JIT, pools at size
-    const results = await interleaved(ROUTES, ROUNDS, async (route) => {
-      const result = await load(route, DURATION_S);
-      if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-      return { rps: result.requests.average, p99: result.latency.p99 };
-    });
-    const ours = median(results['use-connection'].map((r) => r.rps));
-    const hand = median(results['by-hand'].map((r) => r.rps));
-    const intercepted = median(results['by-hand-intercepted'].map((r) => r.rps));
-    printTable(`4. Through Nest (Express, Node ${process.version}): GET with one SELECT, autocannon ${CONNECTIONS} connections, ${DURATION_S} s, median of ${ROUNDS} interleaved rounds`,
-      ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand'], [
-        ['@UseConnection + @Conn (PgPool)', formatNumber(ours), formatNumber(median(results['use-connection'].map((r) => r.p99))), ratio(ours, hand)],
-        ['pg.Pool.query by hand', formatNumber(hand), formatNumber(median(results['by-hand'].map((r) => r.p99))), '1.00x'],
-        ['pg.Pool.query by hand + a no-op interceptor', formatNumber(intercepted),
-          formatNumber(median(results['by-hand-intercepted'].map((r) => r.p99))), ratio(intercepted, hand)],
-      ]);
-    console.log('   The no-op interceptor row is the floor for any interceptor: Nest\'s interceptor pipeline alone.');
-    const muxed = median(results['queries-multiplexed'].map((r) => r.rps));
-    const handQueries = median(results['queries-by-hand'].map((r) => r.rps));
-    printTable(`4b. Through Nest: 20 independent row lookups per request (Promise.all), same run (Node ${process.version})`,
-      ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand'], [
-        ['PgPool, multiplex: true', formatNumber(muxed), formatNumber(median(results['queries-multiplexed'].map((r) => r.p99))), ratio(muxed, handQueries)],
-        ['pg.Pool.query by hand', formatNumber(handQueries), formatNumber(median(results['queries-by-hand'].map((r) => r.p99))), '1.00x'],
-      ]);
-    const fastifyOurs = median(results['fastify:use-connection'].map((r) => r.rps));
-    const fastifyHand = median(results['fastify:by-hand'].map((r) => r.rps));
-    printTable(`4c. Through Nest on Fastify: GET with one SELECT, same run (Node ${process.version})`,
-      ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand'], [
-        ['@UseConnection + @Conn (PgPool)', formatNumber(fastifyOurs), formatNumber(median(results['fastify:use-connection'].map((r) => r.p99))), ratio(fastifyOurs, fastifyHand)],
-        ['pg.Pool.query by hand', formatNumber(fastifyHand), formatNumber(median(results['fastify:by-hand'].map((r) => r.p99))), '1.00x'],
-      ]);
-    const unscopedOurs = median(results['unscoped:use-connection-unscoped'].map((r) => r.rps));
-    const unscopedHand = median(results['unscoped:by-hand'].map((r) => r.rps));
-    printTable(`4d. Through Nest (Express), a process in which no AsyncLocalStorage scope is ever opened, same run (Node ${process.version})`,
-      ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand'], [
-        ['@UseConnection({ currentConnection: false }) + @Conn', formatNumber(unscopedOurs),
-          formatNumber(median(results['unscoped:use-connection-unscoped'].map((r) => r.p99))), ratio(unscopedOurs, unscopedHand)],
-        ['pg.Pool.query by hand', formatNumber(unscopedHand), formatNumber(median(results['unscoped:by-hand'].map((r) => r.p99))), '1.00x'],
-      ]);
+    const node = process.version;
+    const comparisons: Comparison[] = [
+      { title: `4. Through Nest (Express, Node ${node}): GET with one SELECT`, routes: [
+        { label: 'pg.Pool.query by hand', route: 'by-hand' },
+        { label: '@UseConnection + @Conn (PgPool)', route: 'use-connection' },
+        { label: 'pg.Pool.query by hand + a no-op interceptor', route: 'by-hand-intercepted' },
+      ], note: 'The no-op interceptor row is the floor for any interceptor: Nest\'s interceptor pipeline alone.' },
+      { title: `4b. Through Nest (Express, Node ${node}): 20 independent row lookups per request (Promise.all)`, routes: [
+        { label: 'pg.Pool.query by hand', route: 'queries-by-hand' },
+        { label: 'PgPool, multiplex: true', route: 'queries-multiplexed' },
+      ] },
+      { title: `4c. Through Nest on Fastify (Node ${node}): GET with one SELECT`, routes: [
+        { label: 'pg.Pool.query by hand', route: 'fastify:by-hand' },
+        { label: '@UseConnection + @Conn (PgPool)', route: 'fastify:use-connection' },
+      ] },
+      { title: `4d. Through Nest (Express, Node ${node}), a process in which no AsyncLocalStorage scope is ever opened`, routes: [
+        { label: 'pg.Pool.query by hand', route: 'unscoped:by-hand' },
+        { label: '@UseConnection({ currentConnection: false }) + @Conn', route: 'unscoped:use-connection-unscoped' },
+      ] },
+    ];
+    for (const { routes } of comparisons) for (const { route } of routes) await load(route, 3); // warm-up: JIT, pools at size
+    const figures: Record<string, RouteFigures> = {};
+    for (const { title, routes, note } of comparisons) {
+      const results = await interleaved(routes.map((r) => r.route), ROUNDS, async (route) => {
+        const result = await load(route, DURATION_S);
+        if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+        return { rps: result.requests.average, p99: result.latency.p99 };
+      });
+      const base = results[routes[0].route];
+      const rows = routes.map(({ label, route }) => {
+        const ratios = results[route].map((r, round) => r.rps / base[round].rps);
+        figures[route] = { rps: median(results[route].map((r) => r.rps)), p99: median(results[route].map((r) => r.p99)), ratio: median(ratios), ratios };
+        const { rps, p99, ratio: middle } = figures[route];
+        const spread = `${Math.min(...ratios).toFixed(2)} to ${Math.max(...ratios).toFixed(2)}`;
+        return [label, formatNumber(rps), formatNumber(p99), `${middle.toFixed(2)}x`, spread];
+      });
+      printTable(`${title}, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
+        ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand', 'per-round ratios'], rows);
+      if (note) console.log(`   ${note}`);
+    }
     const cost = await promiseCost();
     printTable(`4e. What a promise costs a process before and after its first AsyncLocalStorage scope (Node ${process.version}), best of 3 x 1,000,000`,
       ['', 'ns per then + await', 'vs before'], [
@@ -103,8 +122,9 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Table 4 shares one process between @UseConnection and the hand-written route, so the second pays for the');
     console.log('   first one\'s scope too: on Node 20 and 22, table 4d is the comparison with an app that has no scope at all.');
     return {
-      httpRatio: ours / hand, interceptorFloor: intercepted / hand, multiplexedQueries: muxed / handQueries, fastifyRatio: fastifyOurs / fastifyHand,
-      unscopedRatio: unscopedOurs / unscopedHand, promiseCostRatio: cost.after / cost.before,
+      httpRatio: figures['use-connection'].ratio, interceptorFloor: figures['by-hand-intercepted'].ratio,
+      multiplexedQueries: figures['queries-multiplexed'].ratio, fastifyRatio: figures['fastify:use-connection'].ratio,
+      unscopedRatio: figures['unscoped:use-connection-unscoped'].ratio, promiseCostRatio: cost.after / cost.before,
     };
   } finally {
     await Promise.all([server.stop(), fastify.stop(), unscoped.stop()]);
