@@ -697,10 +697,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * Written with `then` rather than async/await: on the path of every `@UseConnection`
    * request, and each await is a promise and a turn of the microtask queue.
    */
-  withConnection<T>(fn: (client: PooledClient) => Promise<T> | T, options?: AcquireOptions): Promise<T> {
+  withConnection<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
     return this.acquire(options).then((client) => {
       const giveBack = (): Promise<void> => client[Symbol.asyncDispose]();
-      let result: Promise<T> | T;
+      let result: PromiseLike<T> | T;
       try {
         result = fn(client);
       } catch (error) {
@@ -729,7 +729,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * Runs `fn` inside `BEGIN … COMMIT`, or `ROLLBACK` if it throws. If PostgreSQL turns the
    * COMMIT into a rollback (a statement failed and `fn` swallowed the error), this rejects.
    */
-  async withTransaction<T>(fn: (client: PooledClient) => Promise<T> | T, options: TransactionOptions & AcquireOptions = {}): Promise<T> {
+  async withTransaction<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options: TransactionOptions & AcquireOptions = {}): Promise<T> {
     const begin = beginStatement(this.name, options);
     const settings = settingsStatement(this.name, options.settings);
     return this.withConnection(async (client) => {
