@@ -2,7 +2,7 @@ import { HttpException } from '@nestjs/common';
 import { ServerResponse } from 'node:http';
 import { isObservable, Observable, type Subscription } from 'rxjs';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
-import { runInConnectionScope } from './current-connection.js';
+import { currentScope, runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
 
@@ -171,9 +171,13 @@ function runBound(
     return new Promise<void>((resolve, reject) => {
       // An abort rejects this promise; the handler ending later changes nothing then.
       stopHandler = reject;
+      // `currentConnection: false` opens no scope, unless it runs inside one already (a
+      // handler called by another's): then the process pays for AsyncLocalStorage anyway,
+      // and without a scope of its own, code below would see the outer pool's client.
+      const inScope = settings.inScope !== false || currentScope() !== undefined;
       let result: unknown;
       try {
-        result = settings.inScope !== false ? runInConnectionScope(name, acquired, () => invoke(name, acquired)) : invoke(name, acquired);
+        result = inScope ? runInConnectionScope(name, acquired, () => invoke(name, acquired)) : invoke(name, acquired);
       } catch (error) {
         reject(error);
         return;
@@ -188,7 +192,10 @@ function runBound(
           error: reject,
           complete: () => resolve(),
         });
-        inner = settings.inScope !== false ? runInConnectionScope(name, acquired, subscribe) : subscribe();
+        inner = inScope ? runInConnectionScope(name, acquired, subscribe) : subscribe();
+        // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
+        // found no subscription to end yet.
+        if (aborted) inner.unsubscribe();
       } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
         // The common case, a promise: awaited directly, no Observable around it.
         (result as PromiseLike<unknown>).then((value) => {

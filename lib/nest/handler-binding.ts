@@ -90,6 +90,36 @@ function withClients(args: unknown[], own: string, client: PooledClient): unknow
 }
 
 /**
+ * What `@Conn(name)` resolves to when Nest calls the handler. Inside a scope opened before
+ * the parameters are resolved (PgConnectionInterceptor): the client itself. Otherwise a
+ * stand-in that the handler's wrapper replaces.
+ */
+export function resolveConn(name: string | undefined, _context: ExecutionContext): PooledClient {
+  const scope = currentScope();
+  if (scope) return currentConnection(name ?? scope.primary);
+  return connPlaceholder(name) as PooledClient;
+}
+
+/** The `@Conn()` parameters of a handler: index and pool name ('' for the handler's own). */
+function connParameters(proto: object, key: string | symbol): Array<{ index: number; name: string }> {
+  const routeArgs = (Reflect.getMetadata(ROUTE_ARGS_METADATA, proto.constructor, key) ?? {}) as
+    Record<string, { index: number; factory?: unknown; data?: unknown }>;
+  return Object.values(routeArgs).filter((arg) => arg.factory === resolveConn)
+    .map((arg) => ({ index: arg.index, name: typeof arg.data === 'string' ? arg.data : '' }));
+}
+
+/**
+ * A handler called directly by code (another handler), not by Nest: no placeholders in
+ * its arguments. Its `@Conn()` parameters the caller left undefined get the clients.
+ */
+function withDirectClients(args: unknown[], parameters: Array<{ index: number; name: string }>, own: string, client: PooledClient): unknown[] {
+  for (const { index, name } of parameters) {
+    if (args[index] === undefined) args[index] = name === '' || name === own ? client : currentConnection(name);
+  }
+  return withClients(args, own, client);
+}
+
+/**
  * The hidden parameter through which the wrapper gets the HTTP response (none elsewhere).
  * Boxed: Nest awaits parameter values, and Fastify's reply is a thenable that settles only
  * once the response is sent.
@@ -123,19 +153,26 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   HiddenResponse()(proto, key, declared);
 
   let handlerIntercepted: boolean | undefined;
+  let direct: Array<{ index: number; name: string }> | undefined;
   const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
     const exchange = args[declared] as HttpExchange | undefined;
+    // Nest always passes the hidden parameter; a call without it comes from code.
+    const calledByNest = exchange !== undefined;
     const response = closableResponse(exchange?.response);
     args.length = declared;
+    const fill = calledByNest ? withClients : (callArgs: unknown[], own: string, client: PooledClient) =>
+      withDirectClients(callArgs, direct ??= connParameters(proto, key), own, client);
     // Called from code already holding this pool's connection (a handler calling another):
     // it runs on that connection.
     if (typeof settings.pool === 'string') {
       const held = clientIn(currentScope(), settings.pool);
-      if (held) return original.apply(this, withClients(args, settings.pool, held));
+      if (held) return original.apply(this, fill(args, settings.pool, held));
     }
     const registry = registryOf(this, settings);
     const target = poolFor(registry, settings, exchange?.request);
-    const invoke = (name: string, client: PooledClient): unknown => original.apply(this, withClients(args, name, client));
+    const invoke = (name: string, client: PooledClient): unknown => original.apply(this, fill(args, name, client));
+    // Called by code: a promise, as the handler's own would be; nothing can unsubscribe.
+    if (!calledByNest) return bindConnectionAsPromise(target, settings, undefined, invoke);
     // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
     // handling of an Observable result costs more than the rest of the binding.
     // The handler's own decorators are all applied by its first request: read them once.

@@ -1,7 +1,6 @@
-import { createParamDecorator, Inject, type ExecutionContext } from '@nestjs/common';
-import { PoolConfigError, type PooledClient } from '../pool/index.js';
-import { currentConnection, currentScope } from './current-connection.js';
-import { bindHandler, connPlaceholder, isBound, routeHandlers } from './handler-binding.js';
+import { createParamDecorator, Inject } from '@nestjs/common';
+import { PoolConfigError } from '../pool/index.js';
+import { bindHandler, isBound, resolveConn, routeHandlers } from './handler-binding.js';
 import { DEFAULT_POOL_NAME, USE_CONNECTION_METADATA } from './pg-pool.constants.js';
 import { getPoolToken } from './pg-pool.utils.js';
 import type { UseConnectionOptions, UseConnectionSettings } from './use-connection-options.js';
@@ -57,10 +56,4 @@ export function UseConnection<Request = unknown>(poolOrOptions: string | UseConn
  * The request's client in a `@UseConnection` handler: `@Conn() client: PooledClient`.
  * Without a name, the connection of the handler's `@UseConnection`; with one, that pool's.
  */
-export const Conn = createParamDecorator((name: string | undefined, _context: ExecutionContext): PooledClient => {
-  // Inside a scope opened before the parameters are resolved (PgConnectionInterceptor):
-  // the client itself. Otherwise a stand-in that @UseConnection's handler replaces.
-  const scope = currentScope();
-  if (scope) return currentConnection(name ?? scope.primary ?? DEFAULT_POOL_NAME);
-  return connPlaceholder(name) as PooledClient;
-});
+export const Conn = createParamDecorator(resolveConn);

@@ -1,6 +1,6 @@
-import { BadRequestException, Body, Controller, Get, Injectable, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Injectable, Post, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { connect } from 'node:net';
-import { concatMap, from, type Observable } from 'rxjs';
+import { concat, concatMap, finalize, from, interval, of, take, type Observable } from 'rxjs';
 import request from 'supertest';
 import { PgPool, PoolUsageError, type PooledClient } from '../../lib/index.js';
 import { Conn, currentConnection, InjectPool, PgPoolModule, UseConnection } from '../../lib/nest/index.js';
@@ -20,9 +20,28 @@ class ScopeService {
   }
 }
 
+/** Takes the handler's first value: unsubscribes from it right after. */
+@Injectable()
+class TakeFirst implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(take(1));
+  }
+}
+
+let firstAtOnceEnded = false;
+
 @Controller('c')
 @UseConnection()
 class ScopedController {
+  /** A value at once, then a stream that never ends by itself. */
+  @Get('first-at-once')
+  @UseInterceptors(TakeFirst)
+  firstAtOnce(): Observable<number> {
+    return concat(of(1), interval(20)).pipe(finalize(() => {
+      firstAtOnceEnded = true;
+    }));
+  }
+
   constructor(private readonly service: ScopeService) {}
 
   @Get('same')
@@ -92,6 +111,12 @@ class UnscopedController {
     return { pid, serviceError };
   }
 
+  @Get('both')
+  async both(@Conn() client: PooledClient): Promise<{ pid: number; below: number | string }> {
+    const { pid } = (await client.query<{ pid: number }>(pidQuery)).rows[0];
+    return { pid, below: await this.service.pid().catch((error: Error) => error.message) };
+  }
+
   @Post('tx')
   @UseConnection({ currentConnection: false, transaction: true })
   async tx(@Body() body: { id: number; fail?: boolean }, @Conn() client: PooledClient): Promise<{ inTransaction: boolean }> {
@@ -104,6 +129,20 @@ class UnscopedController {
   async slow(@Conn() client: PooledClient): Promise<string> {
     await client.query('SELECT pg_sleep(20)');
     return 'finished';
+  }
+}
+
+/** Calls a handler of another controller directly, as code, not through Nest. */
+@Controller('n')
+class NestingController {
+  static unscoped: UnscopedController;
+
+  @Get('from-analytics')
+  @UseConnection('analytics')
+  async fromAnalytics(@Conn() outer: PooledClient): Promise<unknown> {
+    const result = NestingController.unscoped.both(undefined as unknown as PooledClient);
+    const { rows } = await outer.query<{ pid: number }>(pidQuery);
+    return { promise: result instanceof Promise, outer: rows[0].pid, ...await result };
   }
 }
 
@@ -131,13 +170,14 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, UnscopedController, DirectController],
+      controllers: [ScopedController, UnscopedController, NestingController, DirectController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
     port = (test.app.getHttpServer().address() as { port: number }).port;
     pool = test.registry.get('default');
     analytics = test.registry.get('analytics');
+    NestingController.unscoped = test.app.get(UnscopedController);
   });
 
   afterAll(async () => {
@@ -223,7 +263,30 @@ describe('@UseConnection', () => {
     expect(await rowExists(3)).toBe(false);
   });
 
+  it('ends the handler\'s Observable when an interceptor takes a value it emitted at once, during subscribe', async () => {
+    firstAtOnceEnded = false;
+    const { text } = await http().get('/c/first-at-once').expect(200);
+    expect(text).toBe('1');
+    await eventually('the handler\'s stream is unsubscribed', () => firstAtOnceEnded);
+    await eventually('the connection is back', () => pool.checkedOutCount === 0);
+  });
+
   describe('with currentConnection: false', () => {
+    it('called directly from another pool\'s handler: a promise, its own client through @Conn(), and never the outer pool\'s client below it', async () => {
+      const { body } = await http().get('/n/from-analytics').expect(200);
+      expect(body.promise).toBe(true);
+      // Inside the outer scope it opens one of its own: code below it gets its client.
+      expect(body.below).toBe(body.pid);
+      expect(body.pid).not.toBe(body.outer);
+      expect(pool.checkedOutCount).toBe(0);
+      expect(analytics.checkedOutCount).toBe(0);
+    });
+
+    it('opens no scope over HTTP: code below the handler cannot reach its client', async () => {
+      const { body } = await http().get('/u/both').expect(200);
+      expect(body.below).toMatch(/^pool 'default': no connection in scope/);
+    });
+
     it('gives the handler its client through @Conn() and opens no scope: currentConnection() below it throws', async () => {
       const { body } = await http().get('/u/pid').expect(200);
       expect(body.pid).toEqual(expect.any(Number));
