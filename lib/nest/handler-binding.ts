@@ -124,11 +124,12 @@ function withDirectClients(args: unknown[], parameters: Array<{ index: number; n
  * Boxed: Nest awaits parameter values, and Fastify's reply is a thenable that settles only
  * once the response is sent.
  */
-const HiddenResponse = createParamDecorator((_data: unknown, context: ExecutionContext): HttpExchange => {
+function hiddenExchange(_data: unknown, context: ExecutionContext): HttpExchange {
   if (context.getType() !== 'http') return { request: undefined, response: undefined };
   const http = context.switchToHttp();
   return { request: http.getRequest(), response: http.getResponse() };
-});
+}
+const HiddenResponse = createParamDecorator(hiddenExchange);
 
 /** What the hidden parameter carries: the request (for a pool selector) and the response. */
 interface HttpExchange {
@@ -138,6 +139,11 @@ interface HttpExchange {
 
 /** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
 const bound = new WeakSet<object>();
+/**
+ * Wrappers made by a class-level `@UseConnection`, with the handler each wraps: a
+ * subclass's class-level `@UseConnection` rewraps that handler with its own settings.
+ */
+const wrappedByClass = new WeakMap<object, Handler>();
 
 type Handler = (...args: unknown[]) => unknown;
 
@@ -146,10 +152,12 @@ type Handler = (...args: unknown[]) => unknown;
  * parameter decorators (TypeScript applies those first). Returns the wrapper, which
  * carries the original's metadata.
  */
-export function bindHandler(proto: object, key: string | symbol, original: Handler, settings: UseConnectionSettings): Handler {
+export function bindHandler(proto: object, key: string | symbol, original: Handler, settings: UseConnectionSettings, level: 'method' | 'class'): Handler {
   const paramtypes = (Reflect.getMetadata('design:paramtypes', proto, key) as unknown[] | undefined) ?? [];
-  const routeArgs = (Reflect.getMetadata(ROUTE_ARGS_METADATA, proto.constructor, key) ?? {}) as Record<string, { index: number }>;
-  const declared = Math.max(paramtypes.length, original.length, ...Object.values(routeArgs).map((arg) => arg.index + 1));
+  // A handler a base class's wrapper was made for carries that wrapper's hidden parameter: not one of its own.
+  const routeArgs = Object.values((Reflect.getMetadata(ROUTE_ARGS_METADATA, proto.constructor, key) ?? {}) as
+    Record<string, { index: number; factory?: unknown }>).filter((arg) => arg.factory !== hiddenExchange);
+  const declared = Math.max(paramtypes.length, original.length, ...routeArgs.map((arg) => arg.index + 1));
   HiddenResponse()(proto, key, declared);
 
   let handlerIntercepted: boolean | undefined;
@@ -186,7 +194,8 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
   }
   Object.defineProperty(wrapped, 'name', { value: original.name });
-  bound.add(wrapped);
+  if (level === 'method') bound.add(wrapped);
+  else wrappedByClass.set(wrapped, original);
   return wrapped;
 }
 
@@ -219,6 +228,11 @@ function hasInterceptors(metadata: unknown): boolean {
 /** Whether a handler was wrapped by a method-level `@UseConnection`. */
 export function isBound(handler: unknown): boolean {
   return typeof handler === 'function' && bound.has(handler);
+}
+
+/** The handler itself, for a wrapper a base class's class-level `@UseConnection` made; else `handler`. */
+export function unwrappedByClass(handler: Handler): Handler {
+  return wrappedByClass.get(handler) ?? handler;
 }
 
 /** Every route handler of a controller class, own and inherited, by name, nearest first. */

@@ -1,6 +1,6 @@
 import { createParamDecorator, Inject } from '@nestjs/common';
 import { PoolConfigError } from '../pool/index.js';
-import { bindHandler, isBound, resolveConn, routeHandlers } from './handler-binding.js';
+import { bindHandler, isBound, resolveConn, routeHandlers, unwrappedByClass } from './handler-binding.js';
 import { DEFAULT_POOL_NAME, USE_CONNECTION_METADATA } from './pg-pool.constants.js';
 import { getPoolToken } from './pg-pool.utils.js';
 import type { UseConnectionOptions, UseConnectionSettings } from './use-connection-options.js';
@@ -36,16 +36,17 @@ export function UseConnection<Request = unknown>(poolOrOptions: string | UseConn
   };
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor): PropertyDescriptor | void => {
     if (key !== undefined && descriptor) {
-      descriptor.value = bindHandler(target, key, descriptor.value as (...args: unknown[]) => unknown, settings);
+      descriptor.value = bindHandler(target, key, descriptor.value as (...args: unknown[]) => unknown, settings, 'method');
       Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, descriptor.value as object);
       return descriptor;
     }
     // On a controller: every route handler, own or inherited, that has no @UseConnection of its own.
+    // An inherited one that a base class's class-level @UseConnection wrapped gets this one's instead.
     const controller = target as { prototype: object };
     Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, controller);
     for (const { key: name, handler } of routeHandlers(controller)) {
       if (isBound(handler)) continue;
-      const wrapped = bindHandler(controller.prototype, name, handler, settings);
+      const wrapped = bindHandler(controller.prototype, name, unwrappedByClass(handler), settings, 'class');
       Reflect.defineMetadata(USE_CONNECTION_METADATA, settings, wrapped);
       Object.defineProperty(controller.prototype, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
     }

@@ -132,6 +132,28 @@ class UnscopedController {
   }
 }
 
+const appNameQuery = "SELECT current_setting('application_name') AS app";
+
+@Controller('base')
+@UseConnection('analytics')
+class BaseController {
+  @Get('app')
+  async app(@Conn() client: PooledClient): Promise<{ app: string }> {
+    return (await client.query<{ app: string }>(appNameQuery)).rows[0];
+  }
+
+  @Get('pinned')
+  @UseConnection('analytics')
+  async pinned(@Conn() client: PooledClient): Promise<{ app: string }> {
+    return (await client.query<{ app: string }>(appNameQuery)).rows[0];
+  }
+}
+
+/** Inherits the base's handlers; its own class-level @UseConnection applies to them, not the base's. */
+@Controller('sub')
+@UseConnection()
+class SubController extends BaseController {}
+
 /** Calls a handler of another controller directly, as code, not through Nest. */
 @Controller('n')
 class NestingController {
@@ -170,7 +192,7 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, UnscopedController, NestingController, DirectController],
+      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -269,6 +291,13 @@ describe('@UseConnection', () => {
     expect(text).toBe('1');
     await eventually('the handler\'s stream is unsubscribed', () => firstAtOnceEnded);
     await eventually('the connection is back', () => pool.checkedOutCount === 0);
+  });
+
+  it('applies a subclass\'s class-level @UseConnection to the handlers it inherits; a method-level one still wins', async () => {
+    expect((await http().get('/base/app').expect(200)).body).toEqual({ app: appNameOf(analytics) });
+    expect((await http().get('/sub/app').expect(200)).body).toEqual({ app: appNameOf(pool) });
+    expect((await http().get('/sub/pinned').expect(200)).body).toEqual({ app: appNameOf(analytics) });
+    expect(pool.checkedOutCount + analytics.checkedOutCount).toBe(0);
   });
 
   describe('with currentConnection: false', () => {
