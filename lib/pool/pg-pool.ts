@@ -699,29 +699,25 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    */
   withConnection<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
     return this.acquire(options).then((client) => {
-      const giveBack = (): Promise<void> => client[Symbol.asyncDispose]();
+      // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
+      const returned = (value: T): T | Promise<T> => {
+        const back = client[Symbol.asyncDispose]();
+        return back === RESOLVED ? value : back.then(() => value);
+      };
+      const failed = (error: unknown): Promise<never> => {
+        const back = client[Symbol.asyncDispose]();
+        if (back === RESOLVED) throw error;
+        return back.then(() => {
+          throw error;
+        });
+      };
       let result: PromiseLike<T> | T;
       try {
         result = fn(client);
       } catch (error) {
-        return giveBack().then(() => {
-          throw error;
-        });
+        return failed(error);
       }
-      // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
-      return Promise.resolve(result).then(
-        (value) => {
-          const back = giveBack();
-          return back === RESOLVED ? value : back.then(() => value);
-        },
-        (error: unknown) => {
-          const back = giveBack();
-          if (back === RESOLVED) throw error;
-          return back.then(() => {
-            throw error;
-          });
-        },
-      );
+      return Promise.resolve(result).then(returned, failed);
     });
   }
 
