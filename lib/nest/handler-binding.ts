@@ -84,9 +84,14 @@ function withClients(args: unknown[], own: string, client: PooledClient): unknow
     const arg = args[i];
     if (arg === null || typeof arg !== 'object') continue;
     const name = placeholderNames.get(arg);
-    if (name !== undefined) args[i] = name === '' || name === own ? client : currentConnection(name);
+    if (name !== undefined) args[i] = clientNamed(name, own, client);
   }
   return args;
+}
+
+/** What `@Conn(name)` gets: the handler's own client for '' or its own pool, else the scope's for that pool. */
+function clientNamed(name: string, own: string, client: PooledClient): PooledClient {
+  return name === '' || name === own ? client : currentConnection(name);
 }
 
 /**
@@ -114,7 +119,7 @@ function connParameters(proto: object, key: string | symbol): Array<{ index: num
  */
 function withDirectClients(args: unknown[], parameters: Array<{ index: number; name: string }>, own: string, client: PooledClient): unknown[] {
   for (const { index, name } of parameters) {
-    if (args[index] === undefined) args[index] = name === '' || name === own ? client : currentConnection(name);
+    if (args[index] === undefined) args[index] = clientNamed(name, own, client);
   }
   return withClients(args, own, client);
 }
