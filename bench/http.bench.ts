@@ -22,12 +22,6 @@ interface Comparison {
   note?: string;
 }
 
-interface RouteFigures {
-  rps: number;
-  p99: number;
-  ratio: number;
-  ratios: number[];
-}
 /** What a promise costs before and after the first AsyncLocalStorage scope, in a fresh process. */
 async function promiseCost(): Promise<{ before: number; after: number }> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./promise-cost.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -94,7 +88,8 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       ] },
     ];
     for (const { routes } of comparisons) for (const { route } of routes) await load(route, 3); // warm-up: JIT, pools at size
-    const figures: Record<string, RouteFigures> = {};
+    /** Each route's median per-round ratio to its comparison's first route. */
+    const ratioOf: Record<string, number> = {};
     for (const { title, routes, note } of comparisons) {
       const results = await interleaved(routes.map((r) => r.route), ROUNDS, async (route) => {
         const result = await load(route, DURATION_S);
@@ -104,10 +99,10 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       const base = results[routes[0].route];
       const rows = routes.map(({ label, route }) => {
         const ratios = results[route].map((r, round) => r.rps / base[round].rps);
-        figures[route] = { rps: median(results[route].map((r) => r.rps)), p99: median(results[route].map((r) => r.p99)), ratio: median(ratios), ratios };
-        const { rps, p99, ratio: middle } = figures[route];
+        ratioOf[route] = median(ratios);
         const spread = `${Math.min(...ratios).toFixed(2)} to ${Math.max(...ratios).toFixed(2)}`;
-        return [label, formatNumber(rps), formatNumber(p99), `${middle.toFixed(2)}x`, spread];
+        return [label, formatNumber(median(results[route].map((r) => r.rps))), formatNumber(median(results[route].map((r) => r.p99))),
+          `${ratioOf[route].toFixed(2)}x`, spread];
       });
       printTable(`${title}, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
         ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand', 'per-round ratios'], rows);
@@ -122,9 +117,9 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Table 4 shares one process between @UseConnection and the hand-written route, so the second pays for the');
     console.log('   first one\'s scope too: on Node 20 and 22, table 4d is the comparison with an app that has no scope at all.');
     return {
-      httpRatio: figures['use-connection'].ratio, interceptorFloor: figures['by-hand-intercepted'].ratio,
-      multiplexedQueries: figures['queries-multiplexed'].ratio, fastifyRatio: figures['fastify:use-connection'].ratio,
-      unscopedRatio: figures['unscoped:use-connection-unscoped'].ratio, promiseCostRatio: cost.after / cost.before,
+      httpRatio: ratioOf['use-connection'], interceptorFloor: ratioOf['by-hand-intercepted'],
+      multiplexedQueries: ratioOf['queries-multiplexed'], fastifyRatio: ratioOf['fastify:use-connection'],
+      unscopedRatio: ratioOf['unscoped:use-connection-unscoped'], promiseCostRatio: cost.after / cost.before,
     };
   } finally {
     await Promise.all([server.stop(), fastify.stop(), unscoped.stop()]);
