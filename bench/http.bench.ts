@@ -1,8 +1,9 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createBenchRows } from './server.js';
-import { formatNumber, interleaved, median, printTable, ratio } from './measure.js';
+import { formatNumber, interleaved, median, percentile, printTable, ratio } from './measure.js';
 
 const DURATION_S = 3;
 const CONNECTIONS = 32;
@@ -34,8 +35,30 @@ async function promiseCost(): Promise<{ before: number; after: number }> {
   return JSON.parse(output) as { before: number; after: number };
 }
 
+/** One route's figures in one round. */
+interface RoundResult {
+  rps: number;
+  /** From each response's own time, in fractions of a millisecond (autocannon's histogram keeps whole ones). */
+  p99: number;
+  /** CPU time the server process spent per request (user + system), in microseconds. */
+  cpuUs: number;
+}
+
+/**
+ * CPU time a process has used, in microseconds, from /proc (Linux): what the server spends
+ * per request is a steadier measure of the binding's cost than requests/s on a machine
+ * whose load generator, server and PostgreSQL share two cores.
+ */
+function cpuTimeUs(pid: number): number {
+  // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1e6 / CLOCK_TICKS_PER_S);
+}
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times, 100 on every architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
 /** Starts bench/http-app in its own process, so the load generator does not share its event loop. */
-async function startServer(url: string, platform = 'express'): Promise<{ port: number; stop(): Promise<void> }> {
+async function startServer(url: string, platform = 'express'): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./http-app.js', import.meta.url))],
     { env: { ...process.env, URL: url, PORT: '0', PLATFORM: platform }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
@@ -47,6 +70,7 @@ async function startServer(url: string, platform = 'express'): Promise<{ port: n
   });
   return {
     port,
+    pid: child.pid as number,
     stop: () => new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
@@ -61,11 +85,24 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
   // The same Express app, but only its routes without a currentConnection() scope are
   // asked of it: a process in which no AsyncLocalStorage scope is ever opened.
   const unscoped = await startServer(url);
-  const servers: Record<string, { port: number }> = { fastify, unscoped };
+  const servers: Record<string, { port: number; pid: number }> = { fastify, unscoped };
   try {
-    const load = (route: string, seconds: number) => {
+    const load = async (route: string, seconds: number): Promise<RoundResult> => {
       const [prefix, path] = route.includes(':') ? route.split(':') : ['', route];
-      return autocannon({ url: `http://127.0.0.1:${(servers[prefix] ?? server).port}/${path}`, connections: CONNECTIONS, duration: seconds });
+      const { port, pid } = servers[prefix] ?? server;
+      const times: number[] = [];
+      const cpuBefore = cpuTimeUs(pid);
+      const result = await new Promise<autocannon.Result>((resolve, reject) => {
+        const run = autocannon({ url: `http://127.0.0.1:${port}/${path}`, connections: CONNECTIONS, duration: seconds },
+          (error: unknown, done: autocannon.Result) => (error ? reject(error as Error) : resolve(done)));
+        run.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+          times.push(responseTime);
+        });
+      });
+      const cpuUs = cpuTimeUs(pid) - cpuBefore;
+      if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      const total = result.requests.total;
+      return { rps: result.requests.average, p99: percentile(times.sort((a, b) => a - b), 99), cpuUs: cpuUs / total };
     };
     const node = process.version;
     const comparisons: Comparison[] = [
@@ -88,26 +125,26 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       ] },
     ];
     for (const { routes } of comparisons) for (const { route } of routes) await load(route, 3); // warm-up: JIT, pools at size
-    /** Each route's median per-round ratio to its comparison's first route. */
-    const ratioOf: Record<string, number> = {};
+    /** Each route's median per-round ratios to its comparison's first route. */
+    const ratioOf: Record<string, { rps: number; p99: number; cpu: number }> = {};
     for (const { title, routes, note } of comparisons) {
-      const results = await interleaved(routes.map((r) => r.route), ROUNDS, async (route) => {
-        const result = await load(route, DURATION_S);
-        if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-        return { rps: result.requests.average, p99: result.latency.p99 };
-      });
+      const results = await interleaved(routes.map((r) => r.route), ROUNDS, (route) => load(route, DURATION_S));
       const base = results[routes[0].route];
       const rows = routes.map(({ label, route }) => {
-        const ratios = results[route].map((r, round) => r.rps / base[round].rps);
-        ratioOf[route] = median(ratios);
-        const spread = `${Math.min(...ratios).toFixed(2)} to ${Math.max(...ratios).toFixed(2)}`;
-        return [label, formatNumber(median(results[route].map((r) => r.rps))), formatNumber(median(results[route].map((r) => r.p99))),
-          `${ratioOf[route].toFixed(2)}x`, spread];
+        const within = (figure: keyof RoundResult) => results[route].map((r, round) => r[figure] / base[round][figure]);
+        const rpsRatios = within('rps');
+        ratioOf[route] = { rps: median(rpsRatios), p99: median(within('p99')), cpu: median(within('cpuUs')) };
+        const spread = `${Math.min(...rpsRatios).toFixed(2)} to ${Math.max(...rpsRatios).toFixed(2)}`;
+        const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(results[route].map((r) => r[f])), digits);
+        return [label, figure('rps'), `${ratioOf[route].rps.toFixed(2)}x`, spread, figure('p99', 1), `${ratioOf[route].p99.toFixed(2)}x`,
+          figure('cpuUs'), `${ratioOf[route].cpu.toFixed(2)}x`];
       });
       printTable(`${title}, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
-        ['route', 'requests/s', 'p99 latency (ms)', 'vs by hand', 'per-round ratios'], rows);
+        ['route', 'requests/s', 'vs by hand', 'per-round ratios', 'p99 (ms)', 'p99 vs by hand', 'server CPU µs/req', 'CPU vs by hand'], rows);
       if (note) console.log(`   ${note}`);
     }
+    console.log('   "vs by hand": the median of the ratios taken within each round; requests/s, p99 and CPU are medians over the rounds.');
+    console.log('   Server CPU: the server process\'s user + system time (/proc) per request served in the round.');
     const cost = await promiseCost();
     printTable(`4e. What a promise costs a process before and after its first AsyncLocalStorage scope (Node ${process.version}), best of 3 x 1,000,000`,
       ['', 'ns per then + await', 'vs before'], [
@@ -117,9 +154,10 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Table 4 shares one process between @UseConnection and the hand-written route, so the second pays for the');
     console.log('   first one\'s scope too: on Node 20 and 22, table 4d is the comparison with an app that has no scope at all.');
     return {
-      httpRatio: ratioOf['use-connection'], interceptorFloor: ratioOf['by-hand-intercepted'],
-      multiplexedQueries: ratioOf['queries-multiplexed'], fastifyRatio: ratioOf['fastify:use-connection'],
-      unscopedRatio: ratioOf['unscoped:use-connection-unscoped'], promiseCostRatio: cost.after / cost.before,
+      httpRatio: ratioOf['use-connection'].rps, httpP99Ratio: ratioOf['use-connection'].p99, httpCpuRatio: ratioOf['use-connection'].cpu,
+      interceptorFloor: ratioOf['by-hand-intercepted'].rps, multiplexedQueries: ratioOf['queries-multiplexed'].rps,
+      fastifyRatio: ratioOf['fastify:use-connection'].rps, unscopedRatio: ratioOf['unscoped:use-connection-unscoped'].rps,
+      promiseCostRatio: cost.after / cost.before,
     };
   } finally {
     await Promise.all([server.stop(), fastify.stop(), unscoped.stop()]);
