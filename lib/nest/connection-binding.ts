@@ -1,6 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import { ServerResponse } from 'node:http';
 import { isObservable, Observable, type Subscription } from 'rxjs';
+import { withConnectionNow } from '../pool/connection-now.js';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
 import { currentScope, runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -73,13 +74,6 @@ function withFallback(registry: PgPoolRegistry, settings: UseConnectionSettings,
   return { name, pool: settings.fallback !== undefined && !wanted.available ? registry.get(settings.fallback) : wanted };
 }
 
-/** Where the binding delivers the handler's values and its end. */
-interface BoundSink {
-  next(value: unknown): void;
-  complete(): void;
-  error(error: unknown): void;
-}
-
 /**
  * `@UseConnection` as an Observable: for routes whose result an interceptor may
  * unsubscribe from (`timeout()`), SSE handlers, and other transports. Unsubscribing
@@ -92,7 +86,11 @@ export function bindConnection(
   invoke: (name: string, client: PooledClient) => unknown,
   request?: unknown,
 ): Observable<unknown> {
-  return new Observable<unknown>((subscriber) => runBound(target, settings, response, invoke, request, subscriber));
+  return new Observable<unknown>((subscriber) => {
+    const bound = runBound(target, settings, response, invoke, request, (value) => subscriber.next(value));
+    bound.done.then(() => subscriber.complete(), (error: unknown) => subscriber.error(error));
+    return bound.abort;
+  });
 }
 
 /**
@@ -107,23 +105,21 @@ export function bindConnectionAsPromise(
   invoke: (name: string, client: PooledClient) => unknown,
   request?: unknown,
 ): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let last: unknown;
-    runBound(target, settings, response, invoke, request, {
-      next: (value) => {
-        last = value;
-      },
-      complete: () => resolve(last),
-      error: reject,
-    });
-  });
+  return runBound(target, settings, response, invoke, request, undefined).done;
+}
+
+/** A running binding: its end (the handler's last value, once the connection is back) and its abort. */
+interface BoundWork {
+  readonly done: Promise<unknown>;
+  readonly abort: () => void;
 }
 
 /**
  * The heart of `@UseConnection`: acquires a connection, runs the handler (`invoke`,
  * whatever it returns: a value, a promise, an Observable) with the client in scope
  * (`@Conn()`, `currentConnection()`), and releases the client once the handler's result
- * completes or errors, after COMMIT or ROLLBACK with `transaction`. Returns the abort.
+ * completes or errors, after COMMIT or ROLLBACK with `transaction`. `done` resolves with
+ * the handler's last value once the client is back; `onValue` hears each value.
  *
  * The transaction and release are the engine's `withConnection`/`withTransaction`, so the
  * rules are the same as anywhere else. If the HTTP client disconnects first, or the
@@ -131,6 +127,9 @@ export function bindConnectionAsPromise(
  * statement in flight is cancelled, the work rolled back and the connection released;
  * the pool hands it to no one before the cancel has settled, and the handler, if it goes
  * on, can no longer use it.
+ *
+ * With an idle connection at hand, the handler runs before this returns: no promise or
+ * turn is spent on waiting for what is there already.
  */
 function runBound(
   target: BoundPool | Promise<BoundPool>,
@@ -138,8 +137,8 @@ function runBound(
   response: ClosableResponse | undefined,
   invoke: (name: string, client: PooledClient) => unknown,
   request: unknown,
-  subscriber: BoundSink,
-): () => void {
+  onValue: ((value: unknown) => void) | undefined,
+): BoundWork {
   let name = poolLabel(settings);
   let inner: Subscription | undefined;
   let settled = false;
@@ -147,6 +146,7 @@ function runBound(
   let client: PooledClient | undefined;
   let stopHandler: ((error: Error) => void) | undefined;
   let pool: PgPool | undefined;
+  let last: unknown;
   // The request is abandoned: cancel the statement in flight, fence the client off from
   // the handler (a query it still makes throws), and end the work, so that the
   // transaction rolls back and the connection is released.
@@ -160,8 +160,13 @@ function runBound(
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
-  // on, never off (see finish), and not once: once() wraps the listener in a closure per request.
+  // on, never off (see ended), and not once: once() wraps the listener in a closure per request.
   response?.on('close', onClose);
+  const deliver = (value: unknown): void => {
+    if (aborted) return;
+    last = value;
+    onValue?.(value);
+  };
 
   // Not an async function: the handler's own promise settles this one directly, without
   // an await of it (one promise and one turn fewer per request).
@@ -185,13 +190,7 @@ function runBound(
       if (isObservable(result)) {
         // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
         const observable = result;
-        const subscribe = (): Subscription => observable.subscribe({
-          next: (value) => {
-            if (!aborted) subscriber.next(value);
-          },
-          error: reject,
-          complete: () => resolve(),
-        });
+        const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: () => resolve() });
         inner = inScope ? runInConnectionScope(name, acquired, subscribe) : subscribe();
         // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
         // found no subscription to end yet.
@@ -199,52 +198,50 @@ function runBound(
       } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
         // The common case, a promise: awaited directly, no Observable around it.
         (result as PromiseLike<unknown>).then((value) => {
-          if (!aborted) subscriber.next(value);
+          deliver(value);
           resolve();
         }, reject);
       } else {
-        subscriber.next(result);
+        deliver(result);
         resolve();
       }
     });
   };
 
-  const finish = (): void => {
-    // Before the subscriber hears of it: its teardown must not abort finished work. The
-    // close listener stays: the response closes soon anyway, and then it does nothing,
-    // which costs less than removing it from the response's listeners now.
+  // Settled before the subscriber hears of it: its teardown must not abort finished work.
+  // The close listener stays: the response closes soon anyway, and then it does nothing,
+  // which costs less than removing it from the response's listeners now.
+  const ended = (): unknown => {
     settled = true;
+    return last;
   };
-  const failed = (error: unknown): void => {
-    finish();
-    subscriber.error(error);
+  const failed = (error: unknown): never => {
+    settled = true;
+    throw error;
   };
-  const start = (bound: BoundPool): void => {
+  const refused = (error: unknown): Promise<never> => {
+    settled = true;
+    return Promise.reject(error);
+  };
+  const start = (bound: BoundPool): Promise<unknown> => {
     // Abandoned while a tenant's pool was being created: nothing to acquire for.
-    if (aborted) return failed(new RequestAbortedError(bound.name));
+    if (aborted) return refused(new RequestAbortedError(bound.name));
     name = bound.name;
     pool = bound.pool;
-    const acquire = { timeoutMs: settings.timeoutMs };
+    const acquire = settings.timeoutMs === undefined ? undefined : { timeoutMs: settings.timeoutMs };
     let running: Promise<void>;
     try {
       running = settings.transaction
         ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
-        : pool.withConnection(work, acquire);
+        : pool[withConnectionNow](work, acquire);
     } catch (error) {
       // A setting's function threw for this request: its answer, nothing acquired.
-      return failed(error);
+      return refused(error);
     }
-    running.then(
-      () => {
-        finish();
-        subscriber.complete();
-      },
-      failed,
-    );
+    return running.then(ended, failed);
   };
-  if (target instanceof Promise) target.then(start, failed);
-  else start(target);
-  return abort;
+  const done = target instanceof Promise ? target.then(start, failed) : start(target);
+  return { done, abort };
 }
 
 /** The request's transaction-local settings: each fixed value, or its function's value for this request. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg, { type Client, type QueryArrayConfig, type QueryArrayResult, type QueryConfig, type QueryResult, type QueryResultRow, type PoolClient, type Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
+import { withConnectionNow } from './connection-now.js';
 import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
 import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
@@ -698,27 +699,62 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * request, and each await is a promise and a turn of the microtask queue.
    */
   withConnection<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
-    return this.acquire(options).then((client) => {
-      // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
-      const returned = (value: T): T | Promise<T> => {
-        const back = client[Symbol.asyncDispose]();
-        return back === RESOLVED ? value : back.then(() => value);
-      };
-      const failed = (error: unknown): Promise<never> => {
-        const back = client[Symbol.asyncDispose]();
-        if (back === RESOLVED) throw error;
-        return back.then(() => {
-          throw error;
-        });
-      };
-      let result: PromiseLike<T> | T;
-      try {
-        result = fn(client);
-      } catch (error) {
-        return failed(error);
-      }
-      return Promise.resolve(result).then(returned, failed);
-    });
+    return this.acquire(options).then((client) => this.runAndGiveBack(client, fn));
+  }
+
+  /**
+   * `withConnection` for the Nest binding: with an idle connection there for the taking
+   * (no one waiting, no check on acquire), `fn` runs on it at once, before this returns,
+   * without the promise and the turn that `acquire()` costs; otherwise as `withConnection`.
+   */
+  [withConnectionNow]<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
+    const client = this.takeIdleNow(options);
+    if (client === undefined) return this.withConnection(fn, options);
+    try {
+      return this.runAndGiveBack(client, fn);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * What `acquire()` hands out without waiting: an idle connection, checked out, when no
+   * one waits and none needs a check; else undefined, and `acquire()` decides (it also
+   * refuses bad options and a pool that is not open).
+   */
+  private takeIdleNow(options: AcquireOptions | undefined): PooledClient | undefined {
+    if (this.poolState !== 'open' || this.#settings.checkOnAcquire || this.lending.waitingCount > 0 || this.lending.idleCount === 0) return undefined;
+    const timeoutMs = options?.timeoutMs;
+    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) return undefined;
+    this.counters.requestsNum++;
+    return this.checkOut(this.lending.takeIdle(), this.leaks.enabled ? acquiringStack() : undefined);
+  }
+
+  /**
+   * Runs `fn` on a checked-out client and gives the client back however `fn` ends. A
+   * synchronous throw of `fn` whose give-back is at once is rethrown synchronously (the
+   * callers are a `then` callback and a try).
+   */
+  private runAndGiveBack<T>(client: PooledClient, fn: (client: PooledClient) => PromiseLike<T> | T): Promise<T> {
+    // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
+    const returned = (value: T): T | Promise<T> => {
+      const back = client[Symbol.asyncDispose]();
+      return back === RESOLVED ? value : back.then(() => value);
+    };
+    const failed = (error: unknown): Promise<never> => {
+      const back = client[Symbol.asyncDispose]();
+      if (back === RESOLVED) throw error;
+      return back.then(() => {
+        throw error;
+      });
+    };
+    let result: PromiseLike<T> | T;
+    try {
+      result = fn(client);
+    } catch (error) {
+      return failed(error);
+    }
+    return Promise.resolve(result).then(returned, failed);
   }
 
   /**

@@ -29,6 +29,8 @@ class TakeFirst implements NestInterceptor {
 }
 
 let firstAtOnceEnded = false;
+/** The 'default' pool, for handlers that look at it. */
+let defaultPool: () => PgPool;
 
 @Controller('c')
 @UseConnection()
@@ -54,6 +56,18 @@ class ScopedController {
   async fail(@Conn() client: PooledClient): Promise<never> {
     await client.query('SELECT 1');
     throw new BadRequestException('handler failed on purpose');
+  }
+
+  /** Not async: throws before returning anything. */
+  @Get('throws-at-once')
+  throwsAtOnce(@Conn() client: PooledClient): never {
+    throw new BadRequestException(`thrown at once, holding ${typeof client.query}`);
+  }
+
+  /** Not async: a plain value, no promise. */
+  @Get('plain')
+  plain(@Conn() client: PooledClient): { held: boolean } {
+    return { held: defaultPool().checkedOutCount === 1 && typeof client.query === 'function' };
   }
 
   @Get('stream')
@@ -198,6 +212,7 @@ describe('@UseConnection', () => {
     await test.app.listen(0, '127.0.0.1');
     port = (test.app.getHttpServer().address() as { port: number }).port;
     pool = test.registry.get('default');
+    defaultPool = () => pool;
     analytics = test.registry.get('analytics');
     NestingController.unscoped = test.app.get(UnscopedController);
   });
@@ -221,6 +236,25 @@ describe('@UseConnection', () => {
     const { body } = await http().get('/c/fail').expect(400);
     expect(body.message).toBe('handler failed on purpose');
     expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('runs a handler that is not async: a synchronous throw reaches the client and the connection is released, a plain value is sent', async () => {
+    const thrown = await http().get('/c/throws-at-once').expect(400);
+    expect(thrown.body.message).toBe('thrown at once, holding function');
+    expect(pool.checkedOutCount).toBe(0);
+    expect((await http().get('/c/plain').expect(200)).body).toEqual({ held: true });
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('serves requests that wait for a connection as those that find one idle: each its own client, all released', async () => {
+    // 4 connections, 12 requests at once: 8 wait in line for a released one.
+    const responses = await Promise.all(Array.from({ length: 12 }, (_, i) => i % 3 === 0
+      ? http().get('/c/throws-at-once').expect(400)
+      : http().get(i % 3 === 1 ? '/c/plain' : '/c/same').expect(200)));
+    expect(responses.filter((response) => response.status === 200)).toHaveLength(8);
+    for (const response of responses.filter((r) => r.body.handler !== undefined)) expect(response.body.handler).toBe(response.body.service);
+    expect(pool.checkedOutCount).toBe(0);
+    expect(pool.getStats().requestsNum).toBeGreaterThanOrEqual(12);
   });
 
   it('holds the connection through an Observable that emits several values, releasing it on complete', async () => {

@@ -212,6 +212,19 @@ describe('release', () => {
 });
 
 describe('withConnection', () => {
+  it('calls the callback asynchronously even with an idle connection at hand, as a promise-returning API should', async () => {
+    const pool = createTestPool({ min: 1, max: 1 });
+    await pool.open({ wait: true });
+    let called = false;
+    const done = pool.withConnection(() => {
+      called = true;
+    });
+    expect(called).toBe(false);
+    await done;
+    expect(called).toBe(true);
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
   it('rejects with the error of a callback that throws synchronously, and releases the client', async () => {
     const pool = createTestPool({ min: 1, max: 1 });
     await expect(pool.withConnection(() => {

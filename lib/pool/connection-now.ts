@@ -1,0 +1,7 @@
+/**
+ * The key of `PgPool`'s internal `withConnection` that may run its work before it returns
+ * (see `PgPool[withConnectionNow]`). Not exported from the package: the public
+ * `withConnection` always runs its work asynchronously, as callers may rely on; the Nest
+ * binding, which calls the handler either way, saves a promise and a turn per request.
+ */
+export const withConnectionNow = Symbol('nestjs-pg-pool withConnectionNow');
