@@ -10,6 +10,8 @@ import type { UseConnectionSettings } from './use-connection-options.js';
 /** The HTTP response as far as disconnect detection needs it (Express's, or Fastify's `raw`). */
 export interface ClosableResponse {
   writableFinished?: boolean;
+  /** True once the response (its socket) is gone, sent or not. */
+  closed?: boolean;
   on(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
@@ -162,6 +164,9 @@ function runBound(
   };
   // on, never off (see ended), and not once: once() wraps the listener in a closure per request.
   response?.on('close', onClose);
+  // The client left before the handler was reached (while a guard or a pipe ran, or its
+  // body was read): the close event is past, and there is nobody to run the handler for.
+  if (response?.closed === true && response.writableFinished !== true) abort();
   const deliver = (value: unknown): void => {
     if (aborted) return;
     last = value;

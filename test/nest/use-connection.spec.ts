@@ -1,9 +1,10 @@
-import { BadRequestException, Body, Controller, Get, Injectable, Post, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { BadRequestException, Body, Catch, Controller, Get, Injectable, Post, UseFilters, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExceptionFilter, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { concat, concatMap, finalize, from, interval, of, take, type Observable } from 'rxjs';
 import request from 'supertest';
 import { PgPool, PoolUsageError, type PooledClient } from '../../lib/index.js';
-import { Conn, currentConnection, InjectPool, PgPoolModule, UseConnection } from '../../lib/nest/index.js';
+import { Conn, currentConnection, InjectPool, PgPoolModule, RequestAbortedError, UseConnection } from '../../lib/nest/index.js';
 import { adminQuery, appNameOf, backendCount, eventually, testUrlWithAppName } from '../support/database.js';
 import { startApp, type TestApp } from '../support/nest-app.js';
 
@@ -182,6 +183,38 @@ class NestingController {
   }
 }
 
+/** Lets the request on only once its client has gone: a guard slower than the client's patience. */
+let guardEntered = false;
+@Injectable()
+class PassesOnceTheClientLeft implements CanActivate {
+  canActivate(context: ExecutionContext): Promise<boolean> {
+    guardEntered = true;
+    const response = context.switchToHttp().getResponse<ServerResponse>();
+    return new Promise((resolve) => response.once('close', () => resolve(true)));
+  }
+}
+
+const abandonedBeforeHandler: string[] = [];
+@Catch(RequestAbortedError)
+class RecordsAbandoned implements ExceptionFilter {
+  catch(error: RequestAbortedError): void {
+    abandonedBeforeHandler.push(error.message);
+  }
+}
+
+let lateHandlerRuns = 0;
+@Controller('late')
+class LateController {
+  @Get()
+  @UseGuards(PassesOnceTheClientLeft)
+  @UseFilters(RecordsAbandoned)
+  @UseConnection()
+  async late(@Conn() client: PooledClient): Promise<unknown> {
+    lateHandlerRuns++;
+    return (await client.query('SELECT 1 AS one')).rows[0];
+  }
+}
+
 @Controller('direct')
 class DirectController {
   constructor(@InjectPool() private readonly pool: PgPool) {}
@@ -206,7 +239,7 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController],
+      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -303,6 +336,21 @@ describe('@UseConnection', () => {
       [appNameOf(pool)])).length === 1);
     socket.destroy();
   }
+
+  it('runs no handler and takes no connection for a client that left before the handler was reached', async () => {
+    const asked = pool.getStats().requestsNum;
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /late HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await eventually('the guard holds the request', () => guardEntered);
+    socket.destroy();
+    await eventually('the request is refused as abandoned', () => abandonedBeforeHandler.length === 1);
+    expect(abandonedBeforeHandler[0]).toMatch(/^pool 'default': the client disconnected before the response was sent/);
+    expect(lateHandlerRuns).toBe(0);
+    expect(pool.getStats().requestsNum).toBe(asked);
+    expect(pool.checkedOutCount).toBe(0);
+  });
 
   it('cancels the statement and releases the connection when the HTTP client disconnects mid-request', async () => {
     const startedAt = Date.now();
