@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Client } from 'pg';
 import type { PoolConnection } from './pool-connection.js';
 import type { PooledClient } from './pooled-client.js';
@@ -54,6 +55,11 @@ export function handleConstructor(client: Client, connection: PoolConnection, gi
   const query = function query(config: unknown, values?: unknown, callback?: unknown): unknown {
     // Only `resetOnReturn: 'auto'` needs to know: the others pay nothing per query.
     if (watchSession && !connection.sessionChanged && changesSession(config)) connection.sessionChanged = true;
+    // pg calls a callback from the socket, in the context the connection was opened in
+    // (the pool's): it runs in its caller's instead, with its AsyncLocalStorage stores
+    // (`currentConnection()`), as a promise's continuation does.
+    if (typeof callback === 'function') callback = AsyncResource.bind(callback as Method);
+    else if (typeof values === 'function') values = AsyncResource.bind(values as Method);
     return methods.query.call(client, config, values, callback);
   };
   proto[Symbol.asyncDispose] = function dispose(this: PooledClient): Promise<void> {

@@ -1,4 +1,5 @@
 import { monotonicNow } from './clock.js';
+import { inPoolContext } from './detached-context.js';
 import { ConnectError } from './errors.js';
 import { PoolConnection } from './pool-connection.js';
 import { LATE, raceDeadline, TimeoutError, withTimeout } from './with-timeout.js';
@@ -20,7 +21,7 @@ export function openConnection(
   /** Holds each connection while it is being opened, so that close() can cut it short. */
   inFlight: Set<PoolConnection>,
 ): Promise<PoolConnection> {
-  return connectToTarget(options, options.target.targetSessionAttrs, (host, pass) => openOn(options, host, pass, onLost, inFlight));
+  return inPoolContext(() => connectToTarget(options, options.target.targetSessionAttrs, (host, pass) => openOn(options, host, pass, onLost, inFlight)));
 }
 
 /**

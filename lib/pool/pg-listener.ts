@@ -1,6 +1,7 @@
 import { escapeIdentifier, type Client, type Notification } from 'pg';
 import { Backoff } from './backoff.js';
 import { connectToTarget, toError } from './connection-opener.js';
+import { inPoolContext } from './detached-context.js';
 import { PoolClosedError, PoolTimeoutError, PoolUsageError } from './errors.js';
 import type { ResolvedPoolOptions } from './pool-options.js';
 import { sessionMismatch, type HostAddress, type TargetSessionAttrs } from './target-session.js';
@@ -117,7 +118,8 @@ export class PgListener {
     }
     let client: Client;
     try {
-      client = await connectToTarget(this.options, wanted, (host, pass) => this.connectTo(host, pass));
+      // In the pool's context: notifications come from the socket, in the context it was made in.
+      client = await inPoolContext(() => connectToTarget(this.options, wanted, (host, pass) => this.connectTo(host, pass)));
     } catch (error) {
       budget?.give();
       throw error;
