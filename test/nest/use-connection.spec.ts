@@ -173,6 +173,21 @@ class SubController extends BaseController {}
 @Controller('n')
 class NestingController {
   static unscoped: UnscopedController;
+  static scoped: ScopedController;
+
+  /** Calls handlers of its own pool, not async, that share its connection: each still gives a promise. */
+  @Get('same-pool')
+  @UseConnection()
+  async samePool(@Conn() outer: PooledClient): Promise<unknown> {
+    const thrown = NestingController.scoped.throwsAtOnce(undefined as unknown as PooledClient) as unknown;
+    const plain = NestingController.scoped.plain(undefined as unknown as PooledClient) as unknown;
+    return {
+      promises: thrown instanceof Promise && plain instanceof Promise,
+      thrown: await (thrown as Promise<unknown>).then(() => 'resolved', (error: Error) => error.message),
+      plain: await plain,
+      outerHeld: outer.getTransactionStatus() === 'I',
+    };
+  }
 
   @Get('from-analytics')
   @UseConnection('analytics')
@@ -248,6 +263,7 @@ describe('@UseConnection', () => {
     defaultPool = () => pool;
     analytics = test.registry.get('analytics');
     NestingController.unscoped = test.app.get(UnscopedController);
+    NestingController.scoped = test.app.get(ScopedController);
   });
 
   afterAll(async () => {
@@ -391,6 +407,12 @@ describe('@UseConnection', () => {
       expect(body.pid).not.toBe(body.outer);
       expect(pool.checkedOutCount).toBe(0);
       expect(analytics.checkedOutCount).toBe(0);
+    });
+
+    it('called directly from a handler of its own pool: it shares that connection, and still gives a promise, rejected by a synchronous throw', async () => {
+      const { body } = await http().get('/n/same-pool').expect(200);
+      expect(body).toEqual({ promises: true, thrown: 'thrown at once, holding function', plain: { held: true }, outerHeld: true });
+      expect(pool.checkedOutCount).toBe(0);
     });
 
     it('opens no scope over HTTP: code below the handler cannot reach its client', async () => {
