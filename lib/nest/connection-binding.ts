@@ -1,7 +1,9 @@
 import { HttpException } from '@nestjs/common';
 import { ServerResponse } from 'node:http';
-import { isObservable, Observable, type Subscription } from 'rxjs';
+import { isObservable, lastValueFrom, Observable, type Subscription } from 'rxjs';
 import { withConnectionNow } from '../pool/connection-now.js';
+import { beginStatement, settingsStatement } from '../pool/transaction-options.js';
+import { runInSavepoint, runTransaction } from '../pool/transaction-runner.js';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
 import { currentScope, runInConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -110,6 +112,38 @@ export function bindConnectionAsPromise(
   return runBound(target, settings, response, invoke, request, undefined).done;
 }
 
+/** What a handler gives, as a promise: a synchronous throw rejects it, an Observable gives its last value. */
+export function settledAsPromise(run: () => unknown): Promise<unknown> {
+  let result: unknown;
+  try {
+    result = run();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return isObservable(result) ? lastValueFrom(result, { defaultValue: undefined }) : Promise.resolve(result);
+}
+
+/**
+ * A handler called by code from a handler of its own pool: on that handler's connection,
+ * as a promise. With `transaction`, its work is still a transaction of its own: BEGIN …
+ * COMMIT when the connection is in none, else a savepoint of the caller's, so that what
+ * it did is undone if it throws and the caller's transaction goes on.
+ */
+export function bindHeldConnection(settings: UseConnectionSettings, client: PooledClient, invoke: () => unknown): Promise<unknown> {
+  const { transaction } = settings;
+  if (!transaction) return settledAsPromise(invoke);
+  const name = poolLabel(settings);
+  const work = (): Promise<unknown> => settledAsPromise(invoke);
+  try {
+    const values = settingsFor(settings, undefined);
+    return client.getTransactionStatus() === 'I'
+      ? runTransaction(name, client, work, beginStatement(name, transaction), settingsStatement(name, values))
+      : runInSavepoint(name, client, work, { ...transaction, settings: values });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** A running binding: its end (the handler's last value, once the connection is back) and its abort. */
 interface BoundWork {
   readonly done: Promise<unknown>;
@@ -152,13 +186,22 @@ function runBound(
   // The request is abandoned: cancel the statement in flight, fence the client off from
   // the handler (a query it still makes throws), and end the work, so that the
   // transaction rolls back and the connection is released.
+  let dependents: Array<() => void> | undefined;
   const abort = (): void => {
     if (settled || aborted) return;
     aborted = true;
     inner?.unsubscribe();
     if (client) pool?.abandon(client);
     stopHandler?.(new RequestAbortedError(name));
+    // Handlers this one called (on other pools) belong to the same request.
+    if (dependents) for (const dependent of dependents) dependent();
   };
+  const onAbandon = (dependent: () => void): void => {
+    if (aborted) dependent();
+    else if (!settled) (dependents ??= []).push(dependent);
+  };
+  // Called from a handler's scope (directly, by code): abandoned with that handler's request.
+  currentScope()?.onAbandon(abort);
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
@@ -187,7 +230,7 @@ function runBound(
       const inScope = settings.inScope !== false || currentScope() !== undefined;
       let result: unknown;
       try {
-        result = inScope ? runInConnectionScope(name, acquired, () => invoke(name, acquired)) : invoke(name, acquired);
+        result = inScope ? runInConnectionScope(name, acquired, onAbandon, () => invoke(name, acquired)) : invoke(name, acquired);
       } catch (error) {
         reject(error);
         return;
@@ -196,7 +239,7 @@ function runBound(
         // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
         const observable = result;
         const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: () => resolve() });
-        inner = inScope ? runInConnectionScope(name, acquired, subscribe) : subscribe();
+        inner = inScope ? runInConnectionScope(name, acquired, onAbandon, subscribe) : subscribe();
         // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
         // found no subscription to end yet.
         if (aborted) inner.unsubscribe();

@@ -13,13 +13,18 @@ export interface ConnectionScope {
   readonly primary: string;
   readonly client: PooledClient;
   readonly outer: ConnectionScope | undefined;
+  /**
+   * Ties the work of a handler called from this one (on any pool) to this request: if
+   * the request is abandoned, so is that work.
+   */
+  readonly onAbandon: (abandon: () => void) => void;
 }
 
 const storage = new AsyncLocalStorage<ConnectionScope>();
 
 /** Runs `fn` with `client` as the scope's connection for `pool` (and as its primary). */
-export function runInConnectionScope<T>(pool: string, client: PooledClient, fn: () => T): T {
-  return storage.run({ primary: pool, client, outer: storage.getStore() }, fn);
+export function runInConnectionScope<T>(pool: string, client: PooledClient, onAbandon: ConnectionScope['onAbandon'], fn: () => T): T {
+  return storage.run({ primary: pool, client, outer: storage.getStore(), onAbandon }, fn);
 }
 
 /** The scope below the current handler, if any. */

@@ -1,8 +1,8 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { INTERCEPTORS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants.js';
-import { isObservable, lastValueFrom } from 'rxjs';
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
-import { bindConnection, bindConnectionAsPromise, closableResponse, poolFor, poolLabel } from './connection-binding.js';
+import { holdsConnection } from '../pool/checkout-handle.js';
+import { bindConnection, bindConnectionAsPromise, bindHeldConnection, closableResponse, poolFor, poolLabel } from './connection-binding.js';
 import { clientIn, currentConnection, currentScope } from './current-connection.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
@@ -180,10 +180,11 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     // it runs on that connection.
     if (typeof settings.pool === 'string') {
       const held = clientIn(currentScope(), settings.pool);
-      if (held) {
+      // Released already (called from a timer after its caller's request ended): a connection of its own.
+      if (held && holdsConnection(held)) {
         if (calledByNest) return original.apply(this, fill(args, settings.pool, held));
         // Called by code: a promise, as when it takes a connection of its own.
-        return settledAsPromise(() => original.apply(this, fill(args, settings.pool as string, held)));
+        return bindHeldConnection(settings, held, () => original.apply(this, fill(args, settings.pool as string, held)));
       }
     }
     const registry = registryOf(this, settings);
@@ -207,17 +208,6 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   if (level === 'method') bound.add(wrapped);
   else wrappedByClass.set(wrapped, original);
   return wrapped;
-}
-
-/** What a handler gives, as a promise: a synchronous throw rejects it, an Observable gives its last value. */
-function settledAsPromise(run: () => unknown): Promise<unknown> {
-  let result: unknown;
-  try {
-    result = run();
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  return isObservable(result) ? lastValueFrom(result, { defaultValue: undefined }) : Promise.resolve(result);
 }
 
 /** Controller classes with interceptors of their own (or inherited), by class. */

@@ -98,6 +98,11 @@ export function connectionOf(handle: unknown): PoolConnection | undefined {
   return typeof handle === 'object' && handle !== null ? (handle as { [CONNECTION]?: PoolConnection })[CONNECTION] : undefined;
 }
 
+/** Whether the handle still holds its connection: not released (an abandoned one still does, fenced off). */
+export function holdsConnection(handle: PooledClient): boolean {
+  return connectionOf(handle)?.handle === handle;
+}
+
 /** The promise of this handle's release, if it was released. */
 export function returnedOf(handle: PooledClient): Promise<void> | undefined {
   return (handle as unknown as HandleFields)[RETURNED];

@@ -13,7 +13,6 @@ import {
   PoolTimeoutError,
   PoolUnavailableError,
   PoolUsageError,
-  TransactionRolledBackError,
 } from './errors.js';
 import { acquiringStack, LeakDetector } from './leak-detector.js';
 import { Lending } from './lending.js';
@@ -28,6 +27,7 @@ import { zeroCounters, type PoolCounters, type PoolStats } from './pool-stats.js
 import type { PooledClient } from './pooled-client.js';
 import { beginStatement, settingsStatement, type TransactionOptions } from './transaction-options.js';
 import { ReturnInspector } from './return-inspector.js';
+import { runTransaction } from './transaction-runner.js';
 import { isShareable, Multiplexer } from './multiplexer.js';
 import type { TlsSetting } from './tls.js';
 import { LATE, raceDeadline, withTimeout } from './with-timeout.js';
@@ -764,25 +764,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   async withTransaction<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options: TransactionOptions & AcquireOptions = {}): Promise<T> {
     const begin = beginStatement(this.name, options);
     const settings = settingsStatement(this.name, options.settings);
-    return this.withConnection(async (client) => {
-      await client.query(begin);
-      let result: T;
-      try {
-        // On the client itself: transaction-local, nothing for resetOnReturn to undo.
-        if (settings) await (connectionOf(client)?.client ?? client).query(settings.text, settings.values);
-        result = await fn(client);
-      } catch (error) {
-        // The pool's own statement, on the client itself: it must run even when the
-        // handle was fenced off by abandon().
-        await (connectionOf(client)?.client ?? client).query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-      const commit = await client.query('COMMIT');
-      if (commit.command === 'ROLLBACK') {
-        throw new TransactionRolledBackError(this.name, 'the transaction was rolled back at COMMIT because a statement in it failed');
-      }
-      return result;
-    }, options);
+    return this.withConnection((client) => runTransaction(this.name, client, fn, begin, settings), options);
   }
 
   /**

@@ -30,6 +30,15 @@ class TakeFirst implements NestInterceptor {
 }
 
 let firstAtOnceEnded = false;
+
+/** A promise and its resolver: a point the test lets a handler past. */
+function signal(): { promise: Promise<void>; fire(): void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}
 /** The 'default' pool, for handlers that look at it. */
 let defaultPool: () => PgPool;
 
@@ -198,6 +207,82 @@ class NestingController {
   }
 }
 
+/** Handlers with transactions of their own, called by code from the handlers of NestedTxController. */
+@Controller('inner')
+class InnerTxController {
+  @Post('tx')
+  @UseConnection({ transaction: true })
+  async tx(@Body() body: { id: number; fail?: boolean }, @Conn() client: PooledClient): Promise<string> {
+    await client.query('INSERT INTO uc_spec (id) VALUES ($1)', [body.id]);
+    if (body.fail) throw new BadRequestException('inner failed on purpose');
+    return 'inner committed';
+  }
+
+  @Post('serializable')
+  @UseConnection({ transaction: { isolationLevel: 'serializable' } })
+  async serializable(@Conn() client: PooledClient): Promise<unknown> {
+    return (await client.query("SELECT current_setting('transaction_isolation') AS iso")).rows[0];
+  }
+
+  /** On another pool: its own connection and transaction, tied to the caller's request. */
+  @Post('analytics-slow')
+  @UseConnection({ pool: 'analytics', transaction: true })
+  async analyticsSlow(@Body() body: { id: number }, @Conn() client: PooledClient): Promise<string> {
+    await client.query('INSERT INTO uc_spec (id) VALUES ($1)', [body.id]);
+    await client.query('SELECT pg_sleep(20)');
+    return 'finished';
+  }
+
+  @Get('pid')
+  @UseConnection()
+  async pid(@Conn() client: PooledClient): Promise<number> {
+    return (await client.query<{ pid: number }>(pidQuery)).rows[0].pid;
+  }
+}
+
+let laterGate = signal();
+let laterCall: Promise<unknown> | undefined;
+
+@Controller('outer')
+class NestedTxController {
+  static inner: InnerTxController;
+
+  /** No transaction of its own: the inner one's is BEGIN … COMMIT on the shared connection. */
+  @Post('plain')
+  @UseConnection()
+  async plain(@Body() body: { id: number; fail?: boolean }): Promise<unknown> {
+    const inner = await NestedTxController.inner.tx(body, undefined as unknown as PooledClient).then((v) => v, (error: Error) => error.message);
+    return { inner, after: currentConnection().getTransactionStatus() };
+  }
+
+  /** In a transaction: the inner one's is a savepoint of it. */
+  @Post('tx')
+  @UseConnection({ transaction: true })
+  async tx(@Body() body: { id: number; innerId: number; innerFails?: boolean }, @Conn() client: PooledClient): Promise<unknown> {
+    await client.query('INSERT INTO uc_spec (id) VALUES ($1)', [body.id]);
+    const inner = await NestedTxController.inner.tx({ id: body.innerId, fail: body.innerFails }, undefined as unknown as PooledClient)
+      .then((v) => v, (error: Error) => error.message);
+    const serializable = await NestedTxController.inner.serializable(undefined as unknown as PooledClient).then((v) => v, (error: Error) => error.message);
+    return { inner, serializable };
+  }
+
+  /** Calls the other pool's slow handler: its client goes away meanwhile. */
+  @Post('calls-analytics')
+  @UseConnection({ transaction: true })
+  async callsAnalytics(@Body() body: { id: number; innerId: number }, @Conn() client: PooledClient): Promise<unknown> {
+    await client.query('INSERT INTO uc_spec (id) VALUES ($1)', [body.id]);
+    return NestedTxController.inner.analyticsSlow({ id: body.innerId }, undefined as unknown as PooledClient);
+  }
+
+  /** Leaves a call of a handler of its own pool for later, after its request has ended. */
+  @Get('later')
+  @UseConnection()
+  async later(@Conn() client: PooledClient): Promise<number> {
+    laterCall = laterGate.promise.then(() => NestedTxController.inner.pid(undefined as unknown as PooledClient));
+    return (await client.query<{ pid: number }>(pidQuery)).rows[0].pid;
+  }
+}
+
 /** Lets the request on only once its client has gone: a guard slower than the client's patience. */
 let guardEntered = false;
 @Injectable()
@@ -254,7 +339,7 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController],
+      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController, InnerTxController, NestedTxController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -264,6 +349,7 @@ describe('@UseConnection', () => {
     analytics = test.registry.get('analytics');
     NestingController.unscoped = test.app.get(UnscopedController);
     NestingController.scoped = test.app.get(ScopedController);
+    NestedTxController.inner = test.app.get(InnerTxController);
   });
 
   afterAll(async () => {
@@ -396,6 +482,54 @@ describe('@UseConnection', () => {
     expect((await http().get('/sub/app').expect(200)).body).toEqual({ app: appNameOf(pool) });
     expect((await http().get('/sub/pinned').expect(200)).body).toEqual({ app: appNameOf(analytics) });
     expect(pool.checkedOutCount + analytics.checkedOutCount).toBe(0);
+  });
+
+  it('a handler with a transaction, called from one of its own pool without one: BEGIN … ROLLBACK of its own on the shared connection', async () => {
+    const { body } = await http().post('/outer/plain').send({ id: 501, fail: true }).expect(201);
+    expect(body).toEqual({ inner: 'inner failed on purpose', after: 'I' });
+    expect(await rowExists(501)).toBe(false);
+    expect((await http().post('/outer/plain').send({ id: 502 }).expect(201)).body).toEqual({ inner: 'inner committed', after: 'I' });
+    expect(await rowExists(502)).toBe(true);
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('a handler with a transaction, called inside its caller\'s transaction: a savepoint, undone if it throws, while the caller\'s work commits', async () => {
+    const { body } = await http().post('/outer/tx').send({ id: 511, innerId: 512, innerFails: true }).expect(201);
+    expect(body.inner).toBe('inner failed on purpose');
+    // What only BEGIN can set is refused, not silently dropped.
+    expect(body.serializable).toMatch(/^pool 'default': a transaction with isolationLevel cannot run inside the transaction of the handler that called it/);
+    expect(await rowExists(511)).toBe(true);
+    expect(await rowExists(512)).toBe(false);
+    await http().post('/outer/tx').send({ id: 513, innerId: 514 }).expect(201);
+    expect(await rowExists(513)).toBe(true);
+    expect(await rowExists(514)).toBe(true);
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('a handler of another pool called by one whose HTTP client leaves is abandoned too: both transactions roll back', async () => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const body = JSON.stringify({ id: 521, innerId: 522 });
+    socket.write(`POST /outer/calls-analytics HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await eventually('the inner handler is running its statement', async () => (await adminQuery(
+      "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep(20)%' AND state = 'active'",
+      [appNameOf(analytics)])).length === 1);
+    socket.destroy();
+    await eventually('both connections are back', () => pool.checkedOutCount === 0 && analytics.checkedOutCount === 0);
+    expect(await rowExists(521)).toBe(false);
+    expect(await rowExists(522)).toBe(false);
+    expect(await backendCount(appNameOf(analytics), 'idle in transaction')).toBe(0);
+  });
+
+  it('a handler of its own pool called after its caller\'s request has ended takes a connection of its own', async () => {
+    laterGate = signal();
+    const { text: outerPid } = await http().get('/outer/later').expect(200);
+    expect(pool.checkedOutCount).toBe(0);
+    laterGate.fire();
+    expect(typeof await laterCall).toBe('number');
+    expect(Number(outerPid)).toBeGreaterThan(0);
+    expect(pool.checkedOutCount).toBe(0);
   });
 
   describe('with currentConnection: false', () => {
