@@ -1,6 +1,7 @@
 import { Backoff } from './backoff.js';
 import { monotonicNow } from './clock.js';
 import { connectErrorOf, openConnection } from './connection-opener.js';
+import { inPoolContext } from './detached-context.js';
 import { raceDeadline, TimeoutError, withTimeout } from './with-timeout.js';
 import type { ConnectError } from './errors.js';
 import type { Lending } from './lending.js';
@@ -131,7 +132,10 @@ export class Maintainer {
     this.running = true;
     this.lastShrinkAt = this.lastKeepaliveAt = monotonicNow();
     if (this.pool.options.scheduleMaintenance) {
-      this.tickTimer = setInterval(() => void this.runOnce(), this.intervalMs);
+      // The pool's tasks run in its own async context, never in that of the request that
+      // happened to open the pool (a tenant's, created on its first request), whose
+      // AsyncLocalStorage stores its hooks and listeners would otherwise see for good.
+      this.tickTimer = inPoolContext(() => setInterval(() => void this.runOnce(), this.intervalMs));
       this.tickTimer.unref();
     }
     this.fill();
@@ -185,7 +189,7 @@ export class Maintainer {
   }
 
   private startAttempt(): void {
-    const task = this.addConnection().finally(() => this.tasks.delete(task));
+    const task = inPoolContext(() => this.addConnection()).finally(() => this.tasks.delete(task));
     this.tasks.add(task);
   }
 
@@ -308,10 +312,10 @@ export class Maintainer {
   private armRetry(delayMs: number): void {
     clearTimeout(this.retryTimer);
     this.retryAt = monotonicNow() + delayMs;
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = inPoolContext(() => setTimeout(() => {
       this.retryTimer = undefined;
       this.fill();
-    }, delayMs);
+    }, delayMs));
     this.retryTimer.unref();
   }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import pg, { type Client, type QueryArrayConfig, type QueryArrayResult, type QueryConfig, type QueryResult, type QueryResultRow, type PoolClient, type Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { withConnectionNow } from './connection-now.js';
+import { inPoolContext } from './detached-context.js';
 import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
 import { END_TIMEOUT_MS, endWithin } from './connection-opener.js';
@@ -158,7 +159,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     super();
     this.#settings = resolvePoolOptions(config, Client);
     this.lending = new Lending(this.#settings, this.counters, {
-      checkOut: (connection, origin, now) => this.checkOut(connection, origin, now),
+      checkOut: (connection, origin, now) => this.checkOut(connection, origin, now, true),
       isDown: () => this.isDown,
       unavailableError: (waitedMs) => this.unavailableError(waitedMs),
       timeoutError: (timeoutMs, othersWaiting) => this.timeoutError(timeoutMs, othersWaiting),
@@ -511,7 +512,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     await withTimeout(Promise.resolve(check(connection.client)), limit, `check timed out after ${limit} ms`);
   }
 
-  private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow()): PooledClient {
+  private checkOut(connection: PoolConnection, origin?: string, now = monotonicNow(), waited = false): PooledClient {
     connection.moveTo('in-use');
     if (this.#settings.allowExitOnIdle) connection.ref();
     connection.checkedOutAt = this.lastUse = now;
@@ -520,7 +521,10 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const handle = new connection.Handle();
     connection.handle = handle;
     if (origin !== undefined) this.leaks.watch(connection, checkout, origin);
-    this.emit('acquire', handle);
+    // A waiter is served where a connection came back: in the code of whoever released it.
+    // Its 'acquire' listeners run in the pool's own context instead, not in another request's.
+    if (waited && this.listenerCount('acquire') > 0) inPoolContext(() => this.emit('acquire', handle));
+    else this.emit('acquire', handle);
     return handle;
   }
 
