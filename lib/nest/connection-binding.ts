@@ -1,5 +1,6 @@
-import { HttpException } from '@nestjs/common';
+import { HttpException, StreamableFile } from '@nestjs/common';
 import { ServerResponse } from 'node:http';
+import { finished, Readable } from 'node:stream';
 import { isObservable, lastValueFrom, Observable, type Subscription } from 'rxjs';
 import { withConnectionNow } from '../pool/connection-now.js';
 import { beginStatement, settingsStatement } from '../pool/transaction-options.js';
@@ -14,6 +15,7 @@ export interface ClosableResponse {
   writableFinished?: boolean;
   /** True once the response (its socket) is gone, sent or not. */
   closed?: boolean;
+  destroy?(): void;
   on(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
@@ -183,6 +185,11 @@ function runBound(
   let stopHandler: ((error: Error) => void) | undefined;
   let pool: PgPool | undefined;
   let last: unknown;
+  /** A stream the handler answered with (a `StreamableFile`'s): it holds the connection until it ends. */
+  let body: Readable | undefined;
+  /** Set once the handler's answer has gone to Nest ahead of the connection's release (a stream). */
+  let handOver: ((value: unknown) => void) | undefined;
+  let handedOver = false;
   // The request is abandoned: cancel the statement in flight, fence the client off from
   // the handler (a query it still makes throws), and end the work, so that the
   // transaction rolls back and the connection is released.
@@ -192,6 +199,7 @@ function runBound(
     aborted = true;
     inner?.unsubscribe();
     if (client) pool?.abandon(client);
+    body?.destroy();
     stopHandler?.(new RequestAbortedError(name));
     // Handlers this one called (on other pools) belong to the same request.
     if (dependents) for (const dependent of dependents) dependent();
@@ -214,6 +222,19 @@ function runBound(
     if (aborted) return;
     last = value;
     onValue?.(value);
+  };
+  // The handler's final value. A stream is read after the handler has returned (Nest pipes
+  // it into the response): it goes to Nest now, and the work (the connection, the
+  // transaction) ends when the stream does. Waiting for the release first would wait for
+  // a stream nobody reads.
+  const conclude = (value: unknown, resolve: () => void, reject: (error: unknown) => void): void => {
+    deliver(value);
+    const stream = aborted ? undefined : streamOf(value);
+    if (stream === undefined || handOver === undefined) return resolve();
+    body = stream;
+    handedOver = true;
+    handOver(value);
+    finished(stream, (error) => (error ? reject(error) : resolve()));
   };
 
   // Not an async function: the handler's own promise settles this one directly, without
@@ -245,51 +266,61 @@ function runBound(
         if (aborted) inner.unsubscribe();
       } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
         // The common case, a promise: awaited directly, no Observable around it.
-        (result as PromiseLike<unknown>).then((value) => {
-          deliver(value);
-          resolve();
-        }, reject);
+        (result as PromiseLike<unknown>).then((value) => conclude(value, resolve, reject), reject);
       } else {
-        deliver(result);
-        resolve();
+        conclude(result, resolve, reject);
       }
     });
   };
 
-  // Settled before the subscriber hears of it: its teardown must not abort finished work.
-  // The close listener stays: the response closes soon anyway, and then it does nothing,
-  // which costs less than removing it from the response's listeners now.
-  const ended = (): unknown => {
-    settled = true;
-    return last;
+  const done = new Promise<unknown>((resolve, reject) => {
+    handOver = resolve;
+    // Settled before the subscriber hears of it: its teardown must not abort finished work.
+    // The close listener stays: the response closes soon anyway, and then it does nothing,
+    // which costs less than removing it from the response's listeners now.
+    const ended = (): void => {
+      settled = true;
+      resolve(last);
+    };
+    const failed = (error: unknown): void => {
+      settled = true;
+      if (!handedOver) return reject(error);
+      // The stream failed, or the COMMIT after it: the response, if still going out, is
+      // cut off rather than ended as if all went well.
+      if (response?.writableFinished !== true) response?.destroy?.();
+    };
+    const start = (bound: BoundPool): void => {
+      // Abandoned while a tenant's pool was being created: nothing to acquire for.
+      if (aborted) return failed(new RequestAbortedError(bound.name));
+      name = bound.name;
+      pool = bound.pool;
+      const acquire = settings.timeoutMs === undefined ? undefined : { timeoutMs: settings.timeoutMs };
+      let running: Promise<void>;
+      try {
+        running = settings.transaction
+          ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
+          : pool[withConnectionNow](work, acquire);
+      } catch (error) {
+        // A setting's function threw for this request: its answer, nothing acquired.
+        return failed(error);
+      }
+      running.then(ended, failed);
+    };
+    if (target instanceof Promise) target.then(start, failed);
+    else start(target);
+  });
+  // What a subscriber's teardown does: abandon the work, unless its answer (a stream) went
+  // out ahead of it, which then ends with the stream or the client's disconnect.
+  const unsubscribed = (): void => {
+    if (!handedOver) abort();
   };
-  const failed = (error: unknown): never => {
-    settled = true;
-    throw error;
-  };
-  const refused = (error: unknown): Promise<never> => {
-    settled = true;
-    return Promise.reject(error);
-  };
-  const start = (bound: BoundPool): Promise<unknown> => {
-    // Abandoned while a tenant's pool was being created: nothing to acquire for.
-    if (aborted) return refused(new RequestAbortedError(bound.name));
-    name = bound.name;
-    pool = bound.pool;
-    const acquire = settings.timeoutMs === undefined ? undefined : { timeoutMs: settings.timeoutMs };
-    let running: Promise<void>;
-    try {
-      running = settings.transaction
-        ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
-        : pool[withConnectionNow](work, acquire);
-    } catch (error) {
-      // A setting's function threw for this request: its answer, nothing acquired.
-      return refused(error);
-    }
-    return running.then(ended, failed);
-  };
-  const done = target instanceof Promise ? target.then(start, failed) : start(target);
-  return { done, abort };
+  return { done, abort: unsubscribed };
+}
+
+/** The stream a handler answered with: a `StreamableFile`'s, or a Readable itself. */
+function streamOf(value: unknown): Readable | undefined {
+  if (value instanceof StreamableFile) return value.getStream() as Readable;
+  return value instanceof Readable ? value : undefined;
 }
 
 /** The request's transaction-local settings: each fixed value, or its function's value for this request. */

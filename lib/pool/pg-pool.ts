@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
 import pg, { type Client, type QueryArrayConfig, type QueryArrayResult, type QueryConfig, type QueryResult, type QueryResultRow, type PoolClient, type Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
 import { withConnectionNow } from './connection-now.js';
@@ -108,6 +109,23 @@ interface SubmittableHooks {
   handleError?(error: Error, ...args: unknown[]): void;
 }
 const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * Closes the cursor or stream (pg-cursor, pg-query-stream) a client is serving, if any.
+ * One whose reader went away is suspended between batches: nothing runs on the server for
+ * a cancel to stop, and pg serves no other statement on the connection, the ROLLBACK of
+ * abandoned work included, until it is closed.
+ */
+function closeOpenCursor(client: Client): void {
+  const active = (client as unknown as { _getActiveQuery?(): unknown })._getActiveQuery?.();
+  if (active instanceof Readable) {
+    // pg-query-stream: destroying it closes its cursor.
+    active.destroy();
+    return;
+  }
+  const cursor = active as { read?: unknown; close?: (callback: () => void) => unknown } | null | undefined;
+  if (typeof cursor?.read === 'function' && typeof cursor.close === 'function') cursor.close(NO_OP);
+}
 
 
 /**
@@ -693,6 +711,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     const connection = connectionOf(client);
     if (!connection || connection.handle !== client || connection.state !== 'in-use') return;
     void this.cancelQuery(client);
+    closeOpenCursor(connection.client);
     fence(client, this.usedAfterAbandon);
   }
 

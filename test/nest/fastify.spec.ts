@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Post } from '@nestjs/common';
+import { Body, Controller, Get, Post, type StreamableFile } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
 import { connect } from 'node:net';
 import { parseIntoClientConfig } from 'pg-connection-string';
@@ -8,6 +8,7 @@ import { Conn, PgPoolHealthIndicator, PgPoolModule, UseConnection } from '../../
 import { adminQuery, appNameOf, backendCount, eventually, testPassword, testUrl, testUrlWithAppName, uniqueAppName } from '../support/database.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { startApp, type TestApp } from '../support/nest-app.js';
+import { bodyText, streamedRows } from '../support/streamed-rows.js';
 
 @Controller('fastify')
 class FastifyController {
@@ -33,6 +34,18 @@ class FastifyController {
     await client.query('INSERT INTO fastify_spec (id) VALUES ($1)', [body.id]);
     await client.query('SELECT pg_sleep(5)');
     return 'finished';
+  }
+
+  @Get('rows')
+  @UseConnection({ transaction: true })
+  rows(@Conn() client: PooledClient): StreamableFile {
+    return streamedRows(client, 2_000);
+  }
+
+  @Get('rows-endless')
+  @UseConnection({ transaction: true })
+  rowsEndless(@Conn() client: PooledClient): StreamableFile {
+    return streamedRows(client, 100_000_000);
   }
 
   @Get('health')
@@ -97,6 +110,25 @@ describe('on Fastify (@nestjs/platform-fastify)', () => {
     // Well before pg_sleep(5) would end: the statement was cancelled, the work rolled back.
     await eventually('the connection is back', () => pool.checkedOutCount === 0 && pool.idleCount === 1, 3_000);
     expect(await adminQuery('SELECT id FROM fastify_spec WHERE id = 3')).toEqual([]);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+    await http().get('/fastify/pid').expect(200);
+  });
+
+  it('streams a StreamableFile from the request\'s connection, holding it until the stream ends, and releases it when the client leaves halfway', async () => {
+    const lines = (await bodyText(http().get('/fastify/rows').expect(200))).trim().split('\n');
+    expect(lines).toHaveLength(2_000);
+    expect(lines[1_999]).toBe('2000');
+    await eventually('the connection is back', () => pool.checkedOutCount === 0);
+
+    const port = (test.app.getHttpServer().address() as { port: number }).port;
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const firstRows = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /fastify/rows-endless HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await firstRows;
+    socket.destroy();
+    await eventually('the connection is back', () => pool.checkedOutCount === 0 && pool.idleCount === 1);
     expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
     await http().get('/fastify/pid').expect(200);
   });

@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Catch, Controller, Get, Injectable, Post, UseFilters, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExceptionFilter, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { BadRequestException, Body, Catch, type StreamableFile, Controller, Get, Injectable, Post, UseFilters, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExceptionFilter, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { concat, concatMap, finalize, from, interval, of, take, type Observable } from 'rxjs';
@@ -7,6 +7,7 @@ import { PgPool, PoolUsageError, type PooledClient } from '../../lib/index.js';
 import { Conn, currentConnection, InjectPool, PgPoolModule, RequestAbortedError, UseConnection } from '../../lib/nest/index.js';
 import { adminQuery, appNameOf, backendCount, eventually, testUrlWithAppName } from '../support/database.js';
 import { startApp, type TestApp } from '../support/nest-app.js';
+import { bodyText, streamedRows } from '../support/streamed-rows.js';
 
 const pidQuery = 'SELECT pg_backend_pid() AS pid';
 
@@ -78,6 +79,25 @@ class ScopedController {
   @Get('plain')
   plain(@Conn() client: PooledClient): { held: boolean } {
     return { held: defaultPool().checkedOutCount === 1 && typeof client.query === 'function' };
+  }
+
+  /** Rows streamed to the client from the request's own connection, one per line. */
+  @Get('rows')
+  @UseConnection({ transaction: true })
+  rows(@Conn() client: PooledClient): StreamableFile {
+    return streamedRows(client, 2_000);
+  }
+
+  @Get('rows-plain')
+  rowsPlain(@Conn() client: PooledClient): StreamableFile {
+    return streamedRows(client, 2_000);
+  }
+
+  /** More rows than any client here reads. */
+  @Get('rows-endless')
+  @UseConnection({ transaction: true })
+  rowsEndless(@Conn() client: PooledClient): StreamableFile {
+    return streamedRows(client, 100_000_000);
   }
 
   @Get('stream')
@@ -390,6 +410,33 @@ describe('@UseConnection', () => {
     for (const response of responses.filter((r) => r.body.handler !== undefined)) expect(response.body.handler).toBe(response.body.service);
     expect(pool.checkedOutCount).toBe(0);
     expect(pool.getStats().requestsNum).toBeGreaterThanOrEqual(12);
+  });
+
+  it('streams a StreamableFile read from the request\'s connection, holding the connection (and its transaction) until the stream ends', async () => {
+    for (const path of ['/c/rows', '/c/rows-plain']) {
+      const text = await bodyText(http().get(path).expect(200));
+      const lines = text.trim().split('\n');
+      expect(lines).toHaveLength(2_000);
+      expect(lines[1_999]).toBe('2000');
+      await eventually('the connection is back', () => pool.checkedOutCount === 0);
+    }
+    expect(pool.getStats().returnsBad).toBe(0);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+  });
+
+  it('releases the connection of a streamed response whose client leaves halfway, and rolls its transaction back', async () => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const firstRows = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /c/rows-endless HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await firstRows;
+    expect(pool.checkedOutCount).toBe(1);
+    socket.destroy();
+    await eventually('the connection is back', () => pool.checkedOutCount === 0);
+    expect(await backendCount(appNameOf(pool), 'idle in transaction')).toBe(0);
+    // The pool serves the next request.
+    expect((await http().get('/c/same').expect(200)).body.handler).toEqual(expect.any(Number));
   });
 
   it('holds the connection through an Observable that emits several values, releasing it on complete', async () => {
