@@ -6,7 +6,7 @@ import { withConnectionNow } from '../pool/connection-now.js';
 import { beginStatement, settingsStatement } from '../pool/transaction-options.js';
 import { runInSavepoint, runTransaction } from '../pool/transaction-runner.js';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
-import { currentScope, runInConnectionScope } from './current-connection.js';
+import { abandonWithCurrentRequest, currentScope, runInConnectionScope, type AbandonableRequest } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
 
@@ -193,7 +193,7 @@ function runBound(
   // The request is abandoned: cancel the statement in flight, fence the client off from
   // the handler (a query it still makes throws), and end the work, so that the
   // transaction rolls back and the connection is released.
-  let dependents: Array<() => void> | undefined;
+  let served: AbandonableRequest | undefined;
   const abort = (): void => {
     if (settled || aborted) return;
     aborted = true;
@@ -202,14 +202,13 @@ function runBound(
     body?.destroy();
     stopHandler?.(new RequestAbortedError(name));
     // Handlers this one called (on other pools) belong to the same request.
-    if (dependents) for (const dependent of dependents) dependent();
-  };
-  const onAbandon = (dependent: () => void): void => {
-    if (aborted) dependent();
-    else if (!settled) (dependents ??= []).push(dependent);
+    if (served) {
+      served.abandoned = true;
+      if (served.dependents) for (const dependent of served.dependents) dependent();
+    }
   };
   // Called from a handler's scope (directly, by code): abandoned with that handler's request.
-  currentScope()?.onAbandon(abort);
+  abandonWithCurrentRequest(abort);
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
@@ -249,9 +248,10 @@ function runBound(
       // handler called by another's): then the process pays for AsyncLocalStorage anyway,
       // and without a scope of its own, code below would see the outer pool's client.
       const inScope = settings.inScope !== false || currentScope() !== undefined;
+      if (inScope) served = { abandoned: false, dependents: undefined };
       let result: unknown;
       try {
-        result = inScope ? runInConnectionScope(name, acquired, onAbandon, () => invoke(name, acquired)) : invoke(name, acquired);
+        result = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, () => invoke(name, acquired)) : invoke(name, acquired);
       } catch (error) {
         reject(error);
         return;
@@ -260,7 +260,7 @@ function runBound(
         // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
         const observable = result;
         const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: () => resolve() });
-        inner = inScope ? runInConnectionScope(name, acquired, onAbandon, subscribe) : subscribe();
+        inner = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, subscribe) : subscribe();
         // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
         // found no subscription to end yet.
         if (aborted) inner.unsubscribe();
@@ -295,11 +295,10 @@ function runBound(
       name = bound.name;
       pool = bound.pool;
       const acquire = settings.timeoutMs === undefined ? undefined : { timeoutMs: settings.timeoutMs };
+      if (!settings.transaction) return pool[withConnectionNow](work, acquire, ended, failed);
       let running: Promise<void>;
       try {
-        running = settings.transaction
-          ? pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) })
-          : pool[withConnectionNow](work, acquire);
+        running = pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) });
       } catch (error) {
         // A setting's function threw for this request: its answer, nothing acquired.
         return failed(error);

@@ -13,18 +13,33 @@ export interface ConnectionScope {
   readonly primary: string;
   readonly client: PooledClient;
   readonly outer: ConnectionScope | undefined;
-  /**
-   * Ties the work of a handler called from this one (on any pool) to this request: if
-   * the request is abandoned, so is that work.
-   */
-  readonly onAbandon: (abandon: () => void) => void;
+  /** The request this scope's handler serves: the work of handlers it calls is abandoned with it. */
+  readonly request: AbandonableRequest;
+}
+
+/**
+ * Whether a request was abandoned (its HTTP client left), and what to abandon with it: the
+ * bindings of handlers its handler called by code, on any pool. A plain record rather
+ * than a closure, so that what the scope holds on to is this, not the binding's state.
+ */
+export interface AbandonableRequest {
+  abandoned: boolean;
+  dependents: Array<() => void> | undefined;
+}
+
+/** Ties `abandon` to the request of the current scope, if any: run at once if it was abandoned already. */
+export function abandonWithCurrentRequest(abandon: () => void): void {
+  const request = storage.getStore()?.request;
+  if (request === undefined) return;
+  if (request.abandoned) abandon();
+  else (request.dependents ??= []).push(abandon);
 }
 
 const storage = new AsyncLocalStorage<ConnectionScope>();
 
 /** Runs `fn` with `client` as the scope's connection for `pool` (and as its primary). */
-export function runInConnectionScope<T>(pool: string, client: PooledClient, onAbandon: ConnectionScope['onAbandon'], fn: () => T): T {
-  return storage.run({ primary: pool, client, outer: storage.getStore(), onAbandon }, fn);
+export function runInConnectionScope<T>(pool: string, client: PooledClient, request: AbandonableRequest, fn: () => T): T {
+  return storage.run({ primary: pool, client, outer: storage.getStore(), request }, fn);
 }
 
 /** The scope below the current handler, if any. */

@@ -722,22 +722,23 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    * request, and each await is a promise and a turn of the microtask queue.
    */
   withConnection<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
-    return this.acquire(options).then((client) => this.runAndGiveBack(client, fn));
+    return new Promise<T>((resolve, reject) => {
+      this.acquire(options).then((client) => this.runAndGiveBack(client, fn, resolve, reject), reject);
+    });
   }
 
   /**
-   * `withConnection` for the Nest binding: with an idle connection there for the taking
-   * (no one waiting, no check on acquire), `fn` runs on it at once, before this returns,
-   * without the promise and the turn that `acquire()` costs; otherwise as `withConnection`.
+   * `withConnection` for the Nest binding, which has a promise of its own already: `onDone`
+   * hears `fn`'s value once the connection is back, `onError` its error (or the release's).
+   * With an idle connection there for the taking (no one waiting, no check on acquire),
+   * `fn` runs on it at once, before this returns, without the promise and the turn that
+   * `acquire()` costs; a request that waits runs `fn` when served, in its own async context.
    */
-  [withConnectionNow]<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options?: AcquireOptions): Promise<T> {
+  [withConnectionNow]<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options: AcquireOptions | undefined,
+    onDone: (value: T) => void, onError: (error: unknown) => void): void {
     const client = this.takeIdleNow(options);
-    if (client === undefined) return this.withConnection(fn, options);
-    try {
-      return this.runAndGiveBack(client, fn);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    if (client !== undefined) return this.runAndGiveBack(client, fn, onDone, onError);
+    this.acquire(options).then((acquired) => this.runAndGiveBack(acquired, fn, onDone, onError), onError);
   }
 
   /**
@@ -754,22 +755,21 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
-   * Runs `fn` on a checked-out client and gives the client back however `fn` ends. A
-   * synchronous throw of `fn` whose give-back is at once is rethrown synchronously (the
-   * callers are a `then` callback and a try).
+   * Runs `fn` on a checked-out client and gives the client back however `fn` ends; then
+   * `onDone` with its value, or `onError` with its error (or the release's).
    */
-  private runAndGiveBack<T>(client: PooledClient, fn: (client: PooledClient) => PromiseLike<T> | T): Promise<T> {
+  private runAndGiveBack<T>(client: PooledClient, fn: (client: PooledClient) => PromiseLike<T> | T,
+    onDone: (value: T) => void, onError: (error: unknown) => void): void {
     // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
-    const returned = (value: T): T | Promise<T> => {
+    const returned = (value: T): void => {
       const back = client[Symbol.asyncDispose]();
-      return back === RESOLVED ? value : back.then(() => value);
+      if (back === RESOLVED) onDone(value);
+      else back.then(() => onDone(value), onError);
     };
-    const failed = (error: unknown): Promise<never> => {
+    const failed = (error: unknown): void => {
       const back = client[Symbol.asyncDispose]();
-      if (back === RESOLVED) throw error;
-      return back.then(() => {
-        throw error;
-      });
+      if (back === RESOLVED) onError(error);
+      else back.then(() => onError(error), onError);
     };
     let result: PromiseLike<T> | T;
     try {
@@ -777,7 +777,7 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
     } catch (error) {
       return failed(error);
     }
-    return Promise.resolve(result).then(returned, failed);
+    Promise.resolve(result).then(returned, failed);
   }
 
   /**
