@@ -6,6 +6,13 @@ import type { Client } from 'pg';
  * complete at once. It speaks both styles the pools use: pg.Pool (pg-pool) calls
  * `connect(callback)`, PgPool awaits `connect()`.
  */
+interface FakeResult {
+  rows: never[];
+  rowCount: 0;
+  command: string;
+}
+const EMPTY_RESULT: FakeResult = { rows: [], rowCount: 0, command: 'SELECT' };
+
 export class FakeClient extends EventEmitter {
   readyForQuery = true;
 
@@ -17,8 +24,14 @@ export class FakeClient extends EventEmitter {
     return Promise.resolve();
   }
 
-  query(): Promise<{ rows: never[]; rowCount: 0; command: string }> {
-    return Promise.resolve({ rows: [], rowCount: 0, command: 'SELECT' });
+  /** Answers at once, as a promise, or through a callback (pg.Pool's `query` passes one). */
+  query(_config?: unknown, values?: unknown, callback?: unknown): Promise<FakeResult> | undefined {
+    const done = typeof values === 'function' ? values : callback;
+    if (typeof done === 'function') {
+      queueMicrotask(() => (done as (error: Error | null, result: FakeResult) => void)(null, { ...EMPTY_RESULT }));
+      return undefined;
+    }
+    return Promise.resolve({ ...EMPTY_RESULT });
   }
 
   getTransactionStatus(): 'I' {

@@ -23,17 +23,23 @@ interface Comparison {
   note?: string;
 }
 
-/** What a promise costs before and after the first AsyncLocalStorage scope, in a fresh process. */
-async function promiseCost(): Promise<{ before: number; after: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./promise-cost.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs one of the benchmark's scripts in a fresh process of this Node and reads the JSON it prints. */
+async function scriptResult<T>(script: string): Promise<T> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`the promise-cost benchmark exited (${code})`);
-  return JSON.parse(output) as { before: number; after: number };
+  if (code !== 0) throw new Error(`the benchmark script ${script} exited (${code})`);
+  return JSON.parse(output) as T;
 }
+
+/** What a promise costs before and after the first AsyncLocalStorage scope, in a fresh process. */
+const promiseCost = (): Promise<{ before: number; after: number }> => scriptResult('./promise-cost.js');
+
+/** Microseconds of CPU per request of each route, per round, with no HTTP and no database (binding-cost.ts). */
+const bindingCost = (): Promise<{ byHand: number[]; useConnection: number[]; unscoped: number[] }> => scriptResult('./binding-cost.js');
 
 /** One route's figures in one round. */
 interface RoundResult {
@@ -153,11 +159,29 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       ]);
     console.log('   Table 4 shares one process between @UseConnection and the hand-written route, so the second pays for the');
     console.log('   first one\'s scope too: on Node 20 and 22, table 4d is the comparison with an app that has no scope at all.');
+    const own = await bindingCost();
+    const ownRow = (label: string, samples: number[]): string[] => {
+      const extra = samples.map((us, round) => us - own.byHand[round]);
+      const sorted = [...extra].sort((a, b) => a - b);
+      // The middle half: a round's GC or a late JIT tier can throw one difference far out.
+      const quartile = (q: number): string => formatNumber(sorted[Math.floor((sorted.length - 1) * q)], 2);
+      return [label, formatNumber(median(samples), 2), `${median(extra) >= 0 ? '+' : ''}${formatNumber(median(extra), 2)}`,
+        `${quartile(0.25)} to ${quartile(0.75)}`];
+    };
+    printTable(`4f. The binding's own work (Node ${process.version}): CPU per request with no HTTP and no database, ` +
+      `both pools on a client that answers at once, ${own.byHand.length} rounds of 20,000 requests, 32 at a time, medians`,
+      ['route', 'CPU µs/req', 'vs by hand (µs)', 'middle half of per-round differences'], [
+        ['pg.Pool.query by hand', formatNumber(median(own.byHand), 2), '', ''],
+        ownRow('@UseConnection + @Conn (PgPool)', own.useConnection),
+        ownRow('@UseConnection({ currentConnection: false }) + @Conn', own.unscoped),
+      ]);
+    console.log('   Each handler is called as Nest\'s router calls it (its parameters from their decorators, then the handler);');
+    console.log('   what tables 4 to 4d add is HTTP, the database\'s answers (and caches gone cold between them), and noise.');
     return {
       httpRatio: ratioOf['use-connection'].rps, httpP99Ratio: ratioOf['use-connection'].p99, httpCpuRatio: ratioOf['use-connection'].cpu,
       interceptorFloor: ratioOf['by-hand-intercepted'].rps, multiplexedQueries: ratioOf['queries-multiplexed'].rps,
       fastifyRatio: ratioOf['fastify:use-connection'].rps, unscopedRatio: ratioOf['unscoped:use-connection-unscoped'].rps,
-      promiseCostRatio: cost.after / cost.before,
+      promiseCostRatio: cost.after / cost.before, bindingExtraUs: median(own.useConnection.map((us, round) => us - own.byHand[round])),
     };
   } finally {
     await Promise.all([server.stop(), fastify.stop(), unscoped.stop()]);
