@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { PooledClient } from 'nestjs-pg-pool';
 import { Conn, PgPoolModule, UseConnection } from 'nestjs-pg-pool/nest';
 import { FakeClientClass } from './fake-client.js';
+import { interleaved } from './measure.js';
 
 /**
  * Run in a process of its own by the HTTP benchmark: the CPU time of `@UseConnection`'s
@@ -14,7 +15,8 @@ import { FakeClientClass } from './fake-client.js';
  * (both pools on a client that answers at once). The handlers are called as Nest's
  * router calls them: each parameter from its decorator's factory, with an execution
  * context, then the handler. Without the network's and the server's noise, a difference
- * of a microsecond shows. Prints JSON: microseconds per request of each route.
+ * of a microsecond shows. Prints JSON: its parameters, and each route's microseconds per
+ * request in each round.
  */
 const HAND_POOL = 'HAND_POOL';
 const CONCURRENT = 32;
@@ -90,13 +92,7 @@ const controller = app.get(CostController);
 const routes = { byHand: routeCaller(controller, 'byHand'), useConnection: routeCaller(controller, 'useConnection'),
   unscoped: routeCaller(controller, 'useConnectionUnscoped') };
 for (const call of Object.values(routes)) for (let i = 0; i < 5; i++) await batch(call); // warm-up: JIT
-const samples: Record<keyof typeof routes, number[]> = { byHand: [], useConnection: [], unscoped: [] };
 const names = Object.keys(routes) as Array<keyof typeof routes>;
-for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < names.length; i++) {
-    const name = names[(i + round) % names.length];
-    samples[name].push(await batch(routes[name]));
-  }
-}
+const samples = await interleaved(names, ROUNDS, (name) => batch(routes[name]));
 await app.close();
-console.log(JSON.stringify(samples));
+console.log(JSON.stringify({ concurrent: CONCURRENT, requestsPerRound: REQUESTS_PER_BATCH, ...samples }));

@@ -1,18 +1,20 @@
 import { EventEmitter } from 'node:events';
 import type { Client } from 'pg';
 
-/**
- * A client that does nothing, for measuring a pool's own cost: connect, query and end
- * complete at once. It speaks both styles the pools use: pg.Pool (pg-pool) calls
- * `connect(callback)`, PgPool awaits `connect()`.
- */
 interface FakeResult {
   rows: never[];
   rowCount: 0;
   command: string;
 }
-const EMPTY_RESULT: FakeResult = { rows: [], rowCount: 0, command: 'SELECT' };
 
+/** A fresh empty result per query, as pg gives. */
+const emptyResult = (): FakeResult => ({ rows: [], rowCount: 0, command: 'SELECT' });
+
+/**
+ * A client that does nothing, for measuring a pool's own cost: connect, query and end
+ * complete at once. It speaks both styles the pools use: pg.Pool (pg-pool) calls
+ * `connect(callback)`, PgPool awaits `connect()`.
+ */
 export class FakeClient extends EventEmitter {
   readyForQuery = true;
 
@@ -28,10 +30,10 @@ export class FakeClient extends EventEmitter {
   query(_config?: unknown, values?: unknown, callback?: unknown): Promise<FakeResult> | undefined {
     const done = typeof values === 'function' ? values : callback;
     if (typeof done === 'function') {
-      queueMicrotask(() => (done as (error: Error | null, result: FakeResult) => void)(null, { ...EMPTY_RESULT }));
+      queueMicrotask(() => (done as (error: Error | null, result: FakeResult) => void)(null, emptyResult()));
       return undefined;
     }
-    return Promise.resolve({ ...EMPTY_RESULT });
+    return Promise.resolve(emptyResult());
   }
 
   getTransactionStatus(): 'I' {

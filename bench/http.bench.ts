@@ -39,7 +39,8 @@ async function scriptResult<T>(script: string): Promise<T> {
 const promiseCost = (): Promise<{ before: number; after: number }> => scriptResult('./promise-cost.js');
 
 /** Microseconds of CPU per request of each route, per round, with no HTTP and no database (binding-cost.ts). */
-const bindingCost = (): Promise<{ byHand: number[]; useConnection: number[]; unscoped: number[] }> => scriptResult('./binding-cost.js');
+const bindingCost = (): Promise<{ concurrent: number; requestsPerRound: number; byHand: number[]; useConnection: number[]; unscoped: number[] }> =>
+  scriptResult('./binding-cost.js');
 
 /** One route's figures in one round. */
 interface RoundResult {
@@ -160,8 +161,10 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Table 4 shares one process between @UseConnection and the hand-written route, so the second pays for the');
     console.log('   first one\'s scope too: on Node 20 and 22, table 4d is the comparison with an app that has no scope at all.');
     const own = await bindingCost();
+    /** Each round's µs per request more than by hand, in that round. */
+    const extraOver = (samples: number[]): number[] => samples.map((us, round) => us - own.byHand[round]);
     const ownRow = (label: string, samples: number[]): string[] => {
-      const extra = samples.map((us, round) => us - own.byHand[round]);
+      const extra = extraOver(samples);
       const sorted = [...extra].sort((a, b) => a - b);
       // The middle half: a round's GC or a late JIT tier can throw one difference far out.
       const quartile = (q: number): string => formatNumber(sorted[Math.floor((sorted.length - 1) * q)], 2);
@@ -169,7 +172,7 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
         `${quartile(0.25)} to ${quartile(0.75)}`];
     };
     printTable(`4f. The binding's own work (Node ${process.version}): CPU per request with no HTTP and no database, ` +
-      `both pools on a client that answers at once, ${own.byHand.length} rounds of 20,000 requests, 32 at a time, medians`,
+      `both pools on a client that answers at once, ${own.byHand.length} rounds of ${formatNumber(own.requestsPerRound)} requests, ${own.concurrent} at a time, medians`,
       ['route', 'CPU µs/req', 'vs by hand (µs)', 'middle half of per-round differences'], [
         ['pg.Pool.query by hand', formatNumber(median(own.byHand), 2), '', ''],
         ownRow('@UseConnection + @Conn (PgPool)', own.useConnection),
@@ -181,7 +184,7 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       httpRatio: ratioOf['use-connection'].rps, httpP99Ratio: ratioOf['use-connection'].p99, httpCpuRatio: ratioOf['use-connection'].cpu,
       interceptorFloor: ratioOf['by-hand-intercepted'].rps, multiplexedQueries: ratioOf['queries-multiplexed'].rps,
       fastifyRatio: ratioOf['fastify:use-connection'].rps, unscopedRatio: ratioOf['unscoped:use-connection-unscoped'].rps,
-      promiseCostRatio: cost.after / cost.before, bindingExtraUs: median(own.useConnection.map((us, round) => us - own.byHand[round])),
+      promiseCostRatio: cost.after / cost.before, bindingExtraUs: median(extraOver(own.useConnection)),
     };
   } finally {
     await Promise.all([server.stop(), fastify.stop(), unscoped.stop()]);
