@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Inject, Module, type ExecutionContext } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { NestFactory } from '@nestjs/core';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { PooledClient } from 'nestjs-pg-pool';
@@ -55,22 +56,28 @@ class CostModule {}
 type Handler = (...args: unknown[]) => Promise<unknown>;
 type ParamFactory = (data: unknown, context: ExecutionContext) => unknown;
 
-/** A request as the handler's parameter factories see it: an HTTP context with a response that can close. */
-function httpContext(): ExecutionContext {
+/** A request's arguments as Nest's router has them: request, a response that can close, next. */
+function httpArguments(): unknown[] {
   const response = Object.assign(new EventEmitter(), { writableFinished: false, closed: false });
-  const http = { getRequest: () => ({}), getResponse: () => response, getNext: () => undefined };
-  return { getType: () => 'http', switchToHttp: () => http } as unknown as ExecutionContext;
+  return [{}, response, undefined];
 }
 
-/** Calls a route as Nest's router does: its parameters from their factories, then the handler. */
+/**
+ * Calls a route as Nest's router does: each parameter from its factory, with an execution
+ * context of its own (Nest makes one per custom parameter), then the handler.
+ */
 function routeCaller(instance: CostController, key: keyof CostController): () => Promise<unknown> {
   const handler = instance[key] as unknown as Handler;
   const params = Object.values((Reflect.getMetadata(ROUTE_ARGS_METADATA, CostController, key) ?? {}) as
     Record<string, { index: number; data?: unknown; factory?: ParamFactory }>);
   return () => {
-    const context = httpContext();
+    const http = httpArguments();
     const args: unknown[] = [];
-    for (const { index, data, factory } of params) args[index] = factory?.(data, context);
+    for (const { index, data, factory } of params) {
+      const context = new ExecutionContextHost(http, CostController, handler);
+      context.setType('http');
+      args[index] = factory?.(data, context);
+    }
     return handler.apply(instance, args);
   };
 }

@@ -6,7 +6,7 @@ import { withConnectionNow } from '../pool/connection-now.js';
 import { beginStatement, settingsStatement } from '../pool/transaction-options.js';
 import { runInSavepoint, runTransaction } from '../pool/transaction-runner.js';
 import { PoolUsageError, type PgPool, type PooledClient, type TransactionSettings } from '../pool/index.js';
-import { abandonWithCurrentRequest, currentScope, runInConnectionScope, type AbandonableRequest } from './current-connection.js';
+import { abandonWithRequestOf, runInConnectionScope, type AbandonableRequest, type ConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
 
@@ -90,10 +90,11 @@ export function bindConnection(
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
   invoke: (name: string, client: PooledClient) => unknown,
-  request?: unknown,
+  request: unknown,
+  outer: ConnectionScope | undefined,
 ): Observable<unknown> {
   return new Observable<unknown>((subscriber) => {
-    const bound = runBound(target, settings, response, invoke, request, (value) => subscriber.next(value));
+    const bound = runBound(target, settings, response, invoke, request, outer, (value) => subscriber.next(value));
     bound.done.then(() => subscriber.complete(), (error: unknown) => subscriber.error(error));
     return bound.abort;
   });
@@ -109,9 +110,10 @@ export function bindConnectionAsPromise(
   settings: UseConnectionSettings,
   response: ClosableResponse | undefined,
   invoke: (name: string, client: PooledClient) => unknown,
-  request?: unknown,
+  request: unknown,
+  outer: ConnectionScope | undefined,
 ): Promise<unknown> {
-  return runBound(target, settings, response, invoke, request, undefined).done;
+  return runBound(target, settings, response, invoke, request, outer, undefined).done;
 }
 
 /** What a handler gives, as a promise: a synchronous throw rejects it, an Observable gives its last value. */
@@ -157,7 +159,9 @@ interface BoundWork {
  * whatever it returns: a value, a promise, an Observable) with the client in scope
  * (`@Conn()`, `currentConnection()`), and releases the client once the handler's result
  * completes or errors, after COMMIT or ROLLBACK with `transaction`. `done` resolves with
- * the handler's last value once the client is back; `onValue` hears each value.
+ * the handler's last value once the client is back; `onValue` hears each value. `outer`
+ * is the scope the binding was called in (a handler's that called this one by code): its
+ * request's abandonment abandons this work too, and the new scope is nested in it.
  *
  * The transaction and release are the engine's `withConnection`/`withTransaction`, so the
  * rules are the same as anywhere else. If the HTTP client disconnects first, or the
@@ -175,6 +179,7 @@ function runBound(
   response: ClosableResponse | undefined,
   invoke: (name: string, client: PooledClient) => unknown,
   request: unknown,
+  outer: ConnectionScope | undefined,
   onValue: ((value: unknown) => void) | undefined,
 ): BoundWork {
   let name = poolLabel(settings);
@@ -208,7 +213,7 @@ function runBound(
     }
   };
   // Called from a handler's scope (directly, by code): abandoned with that handler's request.
-  abandonWithCurrentRequest(abort);
+  abandonWithRequestOf(outer, abort);
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
@@ -247,11 +252,11 @@ function runBound(
       // `currentConnection: false` opens no scope, unless it runs inside one already (a
       // handler called by another's): then the process pays for AsyncLocalStorage anyway,
       // and without a scope of its own, code below would see the outer pool's client.
-      const inScope = settings.inScope !== false || currentScope() !== undefined;
+      const inScope = settings.inScope !== false || outer !== undefined;
       if (inScope) served = { abandoned: false, dependents: undefined };
       let result: unknown;
       try {
-        result = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, () => invoke(name, acquired)) : invoke(name, acquired);
+        result = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, () => invoke(name, acquired)) : invoke(name, acquired);
       } catch (error) {
         reject(error);
         return;
@@ -260,7 +265,7 @@ function runBound(
         // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
         const observable = result;
         const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: () => resolve() });
-        inner = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, subscribe) : subscribe();
+        inner = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, subscribe) : subscribe();
         // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
         // found no subscription to end yet.
         if (aborted) inner.unsubscribe();

@@ -3,7 +3,7 @@ import { INTERCEPTORS_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA
 import { PoolUsageError, type PooledClient } from '../pool/index.js';
 import { holdsConnection } from '../pool/checkout-handle.js';
 import { bindConnection, bindConnectionAsPromise, bindHeldConnection, closableResponse, poolFor, poolLabel } from './connection-binding.js';
-import { clientIn, currentConnection, currentScope } from './current-connection.js';
+import { clientIn, currentConnection, currentScope, scopeAtHandlerCall } from './current-connection.js';
 import { DEFAULT_POOL_NAME } from './pg-pool.constants.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -101,7 +101,7 @@ function clientNamed(name: string, own: string, client: PooledClient): PooledCli
  * stand-in that the handler's wrapper replaces.
  */
 export function resolveConn(name: string | undefined, _context: ExecutionContext): PooledClient {
-  const scope = currentScope();
+  const scope = scopeAtHandlerCall();
   if (scope) return currentConnection(name ?? scope.primary);
   return connPlaceholder(name) as PooledClient;
 }
@@ -126,22 +126,22 @@ function withDirectClients(args: unknown[], parameters: Array<{ index: number; n
 }
 
 /**
- * The hidden parameter through which the wrapper gets the HTTP response (none elsewhere).
- * Boxed: Nest awaits parameter values, and Fastify's reply is a thenable that settles only
- * once the response is sent.
+ * The hidden parameter through which the wrapper gets the HTTP request and response (none
+ * elsewhere): the arguments Nest's router has for the route already, `[request, response,
+ * next]`, rather than an object made per request (and `switchToHttp()`, which adds three
+ * closures to the context per call). Boxed, too: Nest awaits a thenable parameter value,
+ * and Fastify's reply is one that settles only once the response is sent.
  */
 function hiddenExchange(_data: unknown, context: ExecutionContext): HttpExchange {
-  if (context.getType() !== 'http') return { request: undefined, response: undefined };
-  const http = context.switchToHttp();
-  return { request: http.getRequest(), response: http.getResponse() };
+  return context.getType() === 'http' ? context.getArgs() as HttpExchange : NOT_HTTP;
 }
 const HiddenResponse = createParamDecorator(hiddenExchange);
 
-/** What the hidden parameter carries: the request (for a pool selector) and the response. */
-interface HttpExchange {
-  request: unknown;
-  response: unknown;
-}
+/** What the hidden parameter carries: the request (for a pool selector), then the response. */
+type HttpExchange = readonly unknown[];
+
+/** The exchange of a call Nest makes outside HTTP (a message, an event): no request or response. */
+const NOT_HTTP: HttpExchange = Object.freeze([undefined, undefined]);
 
 /** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
 const bound = new WeakSet<object>();
@@ -172,14 +172,16 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     const exchange = args[declared] as HttpExchange | undefined;
     // Nest always passes the hidden parameter; a call without it comes from code.
     const calledByNest = exchange !== undefined;
-    const response = closableResponse(exchange?.response);
+    const response = closableResponse(exchange?.[1]);
     args.length = declared;
     const fill = calledByNest ? withClients : (callArgs: unknown[], own: string, client: PooledClient) =>
       withDirectClients(callArgs, direct ??= connParameters(proto, key), own, client);
     // Called from code already holding this pool's connection (a handler calling another):
     // it runs on that connection.
+    // The scope it is called in: from code, the calling handler's, if any.
+    const outer = calledByNest ? scopeAtHandlerCall() : currentScope();
     if (typeof settings.pool === 'string') {
-      const held = clientIn(currentScope(), settings.pool);
+      const held = clientIn(outer, settings.pool);
       // Released already (called from a timer after its caller's request ended): a connection of its own.
       if (held && holdsConnection(held)) {
         if (calledByNest) return original.apply(this, fill(args, settings.pool, held));
@@ -188,18 +190,18 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
       }
     }
     const registry = registryOf(this, settings);
-    const target = poolFor(registry, settings, exchange?.request);
+    const target = poolFor(registry, settings, exchange?.[0]);
     const invoke = (name: string, client: PooledClient): unknown => original.apply(this, fill(args, name, client));
     // Called by code: a promise, as the handler's own would be; nothing can unsubscribe.
-    if (!calledByNest) return bindConnectionAsPromise(target, settings, undefined, invoke);
+    if (!calledByNest) return bindConnectionAsPromise(target, settings, undefined, invoke, undefined, outer);
     // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
     // handling of an Observable result costs more than the rest of the binding.
     // The handler's own decorators are all applied by its first request: read them once.
     handlerIntercepted ??= Boolean(Reflect.getMetadata(SSE_METADATA, wrapped)) || hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, wrapped));
     if (response !== undefined && !handlerIntercepted && !mayBeUnsubscribed(this, registry)) {
-      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.request);
+      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.[0], outer);
     }
-    return bindConnection(target, settings, response, invoke, exchange?.request);
+    return bindConnection(target, settings, response, invoke, exchange?.[0], outer);
   };
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);

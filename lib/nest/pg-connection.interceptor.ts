@@ -2,7 +2,7 @@ import { Injectable, type CallHandler, type ExecutionContext, type NestIntercept
 import { Reflector } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { bindConnection, closableResponse, poolFor } from './connection-binding.js';
-import { clientIn, currentScope } from './current-connection.js';
+import { clientIn, currentScope, scopeMayPrecedeHandlers } from './current-connection.js';
 import { USE_CONNECTION_METADATA } from './pg-pool.constants.js';
 import { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
@@ -51,10 +51,14 @@ export class PgConnectionInterceptor implements NestInterceptor {
     const settings = this.settings(context);
     // Decorated on both the class and the handler, the interceptor runs twice: the outer
     // run opens the scope, the inner one finds it open and passes through.
-    if (!settings || (typeof settings.pool === 'string' && clientIn(currentScope(), settings.pool))) return next.handle();
+    if (!settings) return next.handle();
+    const outer = currentScope();
+    if (typeof settings.pool === 'string' && clientIn(outer, settings.pool)) return next.handle();
+    // From now on, handlers may start inside a scope: `@Conn()` and `@UseConnection` look for one.
+    scopeMayPrecedeHandlers();
     const http = context.getType() === 'http' ? context.switchToHttp() : undefined;
     const response = http ? closableResponse(http.getResponse()) : undefined;
     const request: unknown = http?.getRequest();
-    return bindConnection(poolFor(this.registry, settings, request), settings, response, () => next.handle(), request);
+    return bindConnection(poolFor(this.registry, settings, request), settings, response, () => next.handle(), request, outer);
   }
 }
