@@ -9,16 +9,9 @@ import { PoolUsageError, type PgPool, type PooledClient, type TransactionSetting
 import { abandonWithRequestOf, runInConnectionScope, type AbandonableRequest, type ConnectionScope } from './current-connection.js';
 import type { PgPoolRegistry } from './pg-pool.registry.js';
 import type { UseConnectionSettings } from './use-connection-options.js';
+import { unwatchDisconnect, watchDisconnect, type ClosableResponse, type DisconnectWatch } from './disconnect-watch.js';
 
-/** The HTTP response as far as disconnect detection needs it (Express's, or Fastify's `raw`). */
-export interface ClosableResponse {
-  writableFinished?: boolean;
-  /** True once the response (its socket) is gone, sent or not. */
-  closed?: boolean;
-  destroy?(): void;
-  on(event: 'close', listener: () => void): unknown;
-  off(event: 'close', listener: () => void): unknown;
-}
+export type { ClosableResponse } from './disconnect-watch.js';
 
 /**
  * The request was abandoned by its client: the work is rolled back, not committed.
@@ -217,8 +210,7 @@ function runBound(
   const onClose = (): void => {
     if (!response?.writableFinished) abort();
   };
-  // on, never off (see ended), and not once: once() wraps the listener in a closure per request.
-  response?.on('close', onClose);
+  const watch: DisconnectWatch = response && watchDisconnect(response, onClose);
   // The client left before the handler was reached (while a guard or a pipe ran, or its
   // body was read): the close event is past, and there is nobody to run the handler for.
   if (response?.closed === true && response.writableFinished !== true) abort();
@@ -281,14 +273,14 @@ function runBound(
   const done = new Promise<unknown>((resolve, reject) => {
     handOver = resolve;
     // Settled before the subscriber hears of it: its teardown must not abort finished work.
-    // The close listener stays: the response closes soon anyway, and then it does nothing,
-    // which costs less than removing it from the response's listeners now.
     const ended = (): void => {
       settled = true;
+      unwatchDisconnect(watch, onClose);
       resolve(last);
     };
     const failed = (error: unknown): void => {
       settled = true;
+      unwatchDisconnect(watch, onClose);
       if (!handedOver) return reject(error);
       // The stream failed, or the COMMIT after it: the response, if still going out, is
       // cut off rather than ended as if all went well.

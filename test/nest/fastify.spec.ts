@@ -114,6 +114,26 @@ describe('on Fastify (@nestjs/platform-fastify)', () => {
     await http().get('/fastify/pid').expect(200);
   });
 
+  it('abandons a pipelined request waiting behind another when the client leaves: neither commits', async () => {
+    const port = (test.app.getHttpServer().address() as { port: number }).port;
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const post = (id: number): string => {
+      const payload = JSON.stringify({ id });
+      return `POST /fastify/slow-tx HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n${payload}`;
+    };
+    // The pool has one connection: the second request waits for the first one's.
+    socket.write(post(4) + post(5));
+    await eventually('the first statement is running, the second request waits', async () =>
+      (await backendCount(appNameOf(pool), 'active')) >= 1 && pool.getStats().requestsWaiting === 1, 5_000);
+    socket.destroy();
+    await eventually('the connection is back, nobody waits', () =>
+      pool.checkedOutCount === 0 && pool.idleCount === 1 && pool.getStats().requestsWaiting === 0, 3_000);
+    expect(await adminQuery('SELECT id FROM fastify_spec WHERE id IN (4, 5)')).toEqual([]);
+    await http().get('/fastify/pid').expect(200);
+  });
+
   it('streams a StreamableFile from the request\'s connection, holding it until the stream ends, and releases it when the client leaves halfway', async () => {
     const lines = (await bodyText(http().get('/fastify/rows').expect(200))).trim().split('\n');
     expect(lines).toHaveLength(2_000);

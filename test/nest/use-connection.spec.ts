@@ -516,6 +516,50 @@ describe('@UseConnection', () => {
     expect(await rowExists(3)).toBe(false);
   });
 
+  /** A raw keep-alive connection to the app, and what it has received so far. */
+  async function rawConnection(): Promise<{ socket: ReturnType<typeof connect>; received: () => string }> {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    return { socket, received: () => received };
+  }
+  const slowTx = (id: number): string => {
+    const body = JSON.stringify({ id });
+    return `POST /c/slow-tx HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  };
+  const sleepingStatements = async (): Promise<number> => (await adminQuery(
+    "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep(20)%' AND state = 'active'",
+    [appNameOf(pool)])).length;
+
+  it('abandons a request whose client leaves after its keep-alive connection carried others, and not those it carried', async () => {
+    const { socket, received } = await rawConnection();
+    for (let served = 1; served <= 3; served++) {
+      socket.write('GET /c/analytics HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await eventually(`response ${served} on the same connection`, () => received().split('HTTP/1.1 200').length - 1 === served);
+    }
+    socket.write(slowTx(6));
+    await eventually('the handler is running its statement', async () => (await sleepingStatements()) === 1);
+    socket.destroy();
+    await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && analytics.checkedOutCount === 0);
+    expect(await rowExists(6)).toBe(false);
+    expect(await sleepingStatements()).toBe(0);
+  });
+
+  it('abandons both of two pipelined requests whose client leaves: the second, whose response waits for the first, too', async () => {
+    const { socket } = await rawConnection();
+    socket.write(slowTx(7) + slowTx(8));
+    await eventually('both handlers are running their statements', async () => (await sleepingStatements()) === 2);
+    socket.destroy();
+    await eventually('both connections are back in the pool', () => pool.checkedOutCount === 0);
+    expect(await rowExists(7)).toBe(false);
+    expect(await rowExists(8)).toBe(false);
+    expect(await sleepingStatements()).toBe(0);
+  });
+
   it('ends the handler\'s Observable when an interceptor takes a value it emitted at once, during subscribe', async () => {
     firstAtOnceEnded = false;
     const { text } = await http().get('/c/first-at-once').expect(200);

@@ -1,0 +1,59 @@
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** The HTTP response as far as disconnect detection needs it (Express's, or Fastify's `raw`). */
+export interface ClosableResponse {
+  writableFinished?: boolean;
+  /** True once the response (its socket) is gone, sent or not. */
+  closed?: boolean;
+  destroy?(): void;
+  on(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/** Where a socket keeps what to call when it closes: one entry per request it carries now. */
+const ON_CLOSE = Symbol('nestjs-pg-pool on socket close');
+
+type WatchedSocket = Socket & { [ON_CLOSE]?: Set<() => void> };
+
+/**
+ * What `watchDisconnect` registered `onClose` in, for `unwatchDisconnect` to take it out
+ * of once the request's work has ended; undefined when it went on the response itself.
+ */
+export type DisconnectWatch = Set<() => void> | undefined;
+
+/**
+ * Calls `onClose` when the response's connection closes. A keep-alive connection carries
+ * thousands of requests: its socket gets one 'close' listener for all of them, and each
+ * request an entry in a set, which costs less than a listener added to every response
+ * (and the event each response emits to it when it ends). The socket is the request's:
+ * a pipelined response waiting for the one before it has none yet, and Node never tells it
+ * that the client left. HTTP/2's response (Fastify's) gets a listener of its own, which
+ * stays: the response is dropped when it ends.
+ */
+export function watchDisconnect(response: ClosableResponse, onClose: () => void): DisconnectWatch {
+  const socket = response instanceof ServerResponse ? (response.req?.socket ?? response.socket) as WatchedSocket | null : null;
+  if (!socket) {
+    response.on('close', onClose);
+    return undefined;
+  }
+  let watchers = socket[ON_CLOSE];
+  if (watchers === undefined) {
+    const created = new Set<() => void>();
+    watchers = created;
+    socket[ON_CLOSE] = created;
+    socket.once('close', () => {
+      for (const watcher of created) watcher();
+      created.clear();
+    });
+  }
+  watchers.add(onClose);
+  // Gone already: the close event is past, or on its way.
+  if (socket.destroyed) onClose();
+  return watchers;
+}
+
+/** Stops watching for the request whose work has ended: its socket goes on to the next request. */
+export function unwatchDisconnect(watch: DisconnectWatch, onClose: () => void): void {
+  watch?.delete(onClose);
+}
