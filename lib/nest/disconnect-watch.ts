@@ -23,13 +23,13 @@ type WatchedSocket = Socket & { [ON_CLOSE]?: Set<() => void> };
 export type DisconnectWatch = Set<() => void> | undefined;
 
 /**
- * Calls `onClose` when the response's connection closes. A keep-alive connection carries
- * thousands of requests: its socket gets one 'close' listener for all of them, and each
- * request an entry in a set, which costs less than a listener added to every response
- * (and the event each response emits to it when it ends). The socket is the request's:
- * a pipelined response waiting for the one before it has none yet, and Node never tells it
- * that the client left. HTTP/2's response (Fastify's) gets a listener of its own, which
- * stays: the response is dropped when it ends.
+ * Calls `onClose` when the request's connection closes. Watched on the request's socket,
+ * not the response: a pipelined response waiting for the one before it has no socket yet,
+ * and Node never tells it that the client left. A keep-alive connection carries thousands
+ * of requests: its socket gets one 'close' listener for all of them, and each request an
+ * entry in a set while its work runs (about as cheap as a listener per response, measured).
+ * HTTP/2's response (Fastify's) gets a listener of its own, which stays: the response is
+ * dropped when it ends.
  */
 export function watchDisconnect(response: ClosableResponse, onClose: () => void): DisconnectWatch {
   const socket = response instanceof ServerResponse ? (response.req?.socket ?? response.socket) as WatchedSocket | null : null;
