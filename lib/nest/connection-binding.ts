@@ -233,41 +233,40 @@ function runBound(
     finished(stream, (error) => (error ? reject(error) : resolve()));
   };
 
-  // Not an async function: the handler's own promise settles this one directly, without
-  // an await of it (one promise and one turn fewer per request).
-  const work = (acquired: PooledClient): Promise<void> => {
+  // The handler's work on the client: it reports its end to `resolve` or `reject`, the
+  // first call counting (an abort's reject, then the handler ending later, changes
+  // nothing). Callbacks rather than a promise of its own: the engine gives the client back
+  // as soon as it hears, without a promise and a turn in between.
+  const work = (acquired: PooledClient, resolve: (value: unknown) => void, reject: (error: unknown) => void): void => {
     client = acquired;
-    if (aborted) return Promise.reject(new RequestAbortedError(name));
-    return new Promise<void>((resolve, reject) => {
-      // An abort rejects this promise; the handler ending later changes nothing then.
-      stopHandler = reject;
-      // `currentConnection: false` opens no scope, unless it runs inside one already (a
-      // handler called by another's): then the process pays for AsyncLocalStorage anyway,
-      // and without a scope of its own, code below would see the outer pool's client.
-      const inScope = settings.inScope !== false || outer !== undefined;
-      if (inScope) served = { abandoned: false, dependents: undefined };
-      let result: unknown;
-      try {
-        result = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, () => invoke(name, acquired)) : invoke(name, acquired);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      if (isObservable(result)) {
-        // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
-        const observable = result;
-        const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: () => resolve() });
-        inner = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, subscribe) : subscribe();
-        // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
-        // found no subscription to end yet.
-        if (aborted) inner.unsubscribe();
-      } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
-        // The common case, a promise: awaited directly, no Observable around it.
-        (result as PromiseLike<unknown>).then((value) => conclude(value, resolve, reject), reject);
-      } else {
-        conclude(result, resolve, reject);
-      }
-    });
+    if (aborted) return reject(new RequestAbortedError(name));
+    stopHandler = reject;
+    const finish = (): void => resolve(undefined);
+    // `currentConnection: false` opens no scope, unless it runs inside one already (a
+    // handler called by another's): then the process pays for AsyncLocalStorage anyway,
+    // and without a scope of its own, code below would see the outer pool's client.
+    const inScope = settings.inScope !== false || outer !== undefined;
+    if (inScope) served = { abandoned: false, dependents: undefined };
+    let result: unknown;
+    try {
+      result = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, () => invoke(name, acquired)) : invoke(name, acquired);
+    } catch (error) {
+      return reject(error);
+    }
+    if (isObservable(result)) {
+      // Subscribed inside the scope too: its work runs when subscribed, and sees the client.
+      const observable = result;
+      const subscribe = (): Subscription => observable.subscribe({ next: deliver, error: reject, complete: finish });
+      inner = inScope ? runInConnectionScope(name, acquired, served as AbandonableRequest, outer, subscribe) : subscribe();
+      // Abandoned during subscribe() (a value emitted at once, then take(1)): abort()
+      // found no subscription to end yet.
+      if (aborted) inner.unsubscribe();
+    } else if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
+      // The common case, a promise: awaited directly, no Observable around it.
+      (result as PromiseLike<unknown>).then((value) => conclude(value, finish, reject), reject);
+    } else {
+      conclude(result, finish, reject);
+    }
   };
 
   const done = new Promise<unknown>((resolve, reject) => {
@@ -293,9 +292,9 @@ function runBound(
       pool = bound.pool;
       const acquire = settings.timeoutMs === undefined ? undefined : { timeoutMs: settings.timeoutMs };
       if (!settings.transaction) return pool[withConnectionNow](work, acquire, ended, failed);
-      let running: Promise<void>;
+      let running: Promise<unknown>;
       try {
-        running = pool.withTransaction(work, { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) });
+        running = pool.withTransaction((acquired) => new Promise<unknown>((resolve, reject) => work(acquired, resolve, reject)), { ...settings.transaction, ...acquire, settings: settingsFor(settings, request) });
       } catch (error) {
         // A setting's function threw for this request: its answer, nothing acquired.
         return failed(error);

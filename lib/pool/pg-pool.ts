@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import pg, { type Client, type QueryArrayConfig, type QueryArrayResult, type QueryConfig, type QueryResult, type QueryResultRow, type PoolClient, type Submittable } from 'pg';
 import { sendCancelRequest } from './cancel-request.js';
-import { withConnectionNow } from './connection-now.js';
+import { withConnectionNow, type LentWork } from './connection-now.js';
 import { inPoolContext } from './detached-context.js';
 import { connectionOf, fence, handleConstructor, markReturned, returnedOf, type GiveBack } from './checkout-handle.js';
 import { monotonicNow } from './clock.js';
@@ -728,17 +728,39 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
   }
 
   /**
-   * `withConnection` for the Nest binding, which has a promise of its own already: `onDone`
-   * hears `fn`'s value once the connection is back, `onError` its error (or the release's).
-   * With an idle connection there for the taking (no one waiting, no check on acquire),
-   * `fn` runs on it at once, before this returns, without the promise and the turn that
-   * `acquire()` costs; a request that waits runs `fn` when served, in its own async context.
+   * `withConnection` for the Nest binding, which has a promise of its own already and
+   * needs none per step: `work` ends by calling `returned` with its value or `failed`
+   * with its error (the first call counts; a throw from `work` counts as `failed`). Then,
+   * once the connection is back, `onDone` hears the value, `onError` the error (or the
+   * release's). With an idle connection there for the taking (no one waiting, no check on
+   * acquire), `work` runs on it at once, before this returns, without the promise and the
+   * turn that `acquire()` costs; a request that waits runs `work` when served, in its own
+   * async context.
    */
-  [withConnectionNow]<T>(fn: (client: PooledClient) => PromiseLike<T> | T, options: AcquireOptions | undefined,
+  [withConnectionNow]<T>(work: (client: PooledClient, returned: (value: T) => void, failed: (error: unknown) => void) => void, options: AcquireOptions | undefined,
     onDone: (value: T) => void, onError: (error: unknown) => void): void {
     const client = this.takeIdleNow(options);
-    if (client !== undefined) return this.runAndGiveBack(client, fn, onDone, onError);
-    this.acquire(options).then((acquired) => this.runAndGiveBack(acquired, fn, onDone, onError), onError);
+    if (client !== undefined) return this.lend(client, work, onDone, onError);
+    this.acquire(options).then((acquired) => this.lend(acquired, work, onDone, onError), onError);
+  }
+
+  /** Runs `work` on a checked-out client; once it reports its end, gives the client back, then tells `onDone` or `onError`. */
+  private lend<T>(client: PooledClient, work: LentWork<T>, onDone: (value: T) => void, onError: (error: unknown) => void): void {
+    let ended = false;
+    const end = (ok: boolean, outcome: unknown): void => {
+      if (ended) return;
+      ended = true;
+      const tell = (): void => (ok ? onDone(outcome as T) : onError(outcome));
+      // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
+      const back = client[Symbol.asyncDispose]();
+      if (back === RESOLVED) tell();
+      else back.then(tell, onError);
+    };
+    try {
+      work(client, (value) => end(true, value), (error) => end(false, error));
+    } catch (error) {
+      end(false, error);
+    }
   }
 
   /**
@@ -760,24 +782,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
    */
   private runAndGiveBack<T>(client: PooledClient, fn: (client: PooledClient) => PromiseLike<T> | T,
     onDone: (value: T) => void, onError: (error: unknown) => void): void {
-    // A release with nothing to inspect is back at once (RESOLVED): no promise to wait for.
-    const returned = (value: T): void => {
-      const back = client[Symbol.asyncDispose]();
-      if (back === RESOLVED) onDone(value);
-      else back.then(() => onDone(value), onError);
-    };
-    const failed = (error: unknown): void => {
-      const back = client[Symbol.asyncDispose]();
-      if (back === RESOLVED) onError(error);
-      else back.then(() => onError(error), onError);
-    };
-    let result: PromiseLike<T> | T;
-    try {
-      result = fn(client);
-    } catch (error) {
-      return failed(error);
-    }
-    Promise.resolve(result).then(returned, failed);
+    this.lend(client, (lent, returned, failed) => {
+      Promise.resolve(fn(lent)).then(returned, failed);
+    }, onDone, onError);
   }
 
   /**
