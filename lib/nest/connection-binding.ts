@@ -180,7 +180,7 @@ function runBound(
   let settled = false;
   let aborted = false;
   let client: PooledClient | undefined;
-  let stopHandler: ((error: Error) => void) | undefined;
+  let stopHandler: ((error: unknown) => void) | undefined;
   let pool: PgPool | undefined;
   let last: unknown;
   /** A stream the handler answered with (a `StreamableFile`'s): it holds the connection until it ends. */
@@ -192,13 +192,22 @@ function runBound(
   // the handler (a query it still makes throws), and end the work, so that the
   // transaction rolls back and the connection is released.
   let served: AbandonableRequest | undefined;
+  /** What the handler's Observable threw as it was ended here (a `finalize()` that fails). */
+  let teardownFailure: { error: unknown } | undefined;
   const abort = (): void => {
     if (settled || aborted) return;
     aborted = true;
-    inner?.unsubscribe();
+    // A teardown that throws must not stop the rest: the connection would stay checked
+    // out, and the throw escape into the socket's 'close' listener. It becomes the work's
+    // error, which Nest logs, rather than the client's leaving.
+    try {
+      inner?.unsubscribe();
+    } catch (error) {
+      teardownFailure = { error };
+    }
     if (client) pool?.abandon(client);
     body?.destroy();
-    stopHandler?.(new RequestAbortedError(name));
+    stopHandler?.(teardownFailure ? teardownFailure.error : new RequestAbortedError(name));
     // Handlers this one called (on other pools) belong to the same request.
     if (served) {
       served.abandoned = true;
@@ -307,7 +316,10 @@ function runBound(
   // What a subscriber's teardown does: abandon the work, unless its answer (a stream) went
   // out ahead of it, which then ends with the stream or the client's disconnect.
   const unsubscribed = (): void => {
-    if (!handedOver) abort();
+    if (handedOver) return;
+    abort();
+    // Whoever unsubscribed hears of a teardown that threw, as rxjs would have told it.
+    if (teardownFailure) throw teardownFailure.error;
   };
   return { done, abort: unsubscribed };
 }

@@ -30,6 +30,7 @@ class TakeFirst implements NestInterceptor {
   }
 }
 
+let failingTeardownRan = false;
 let firstAtOnceEnded = false;
 
 /** A promise and its resolver: a point the test lets a handler past. */
@@ -52,6 +53,15 @@ class ScopedController {
   firstAtOnce(): Observable<number> {
     return concat(of(1), interval(20)).pipe(finalize(() => {
       firstAtOnceEnded = true;
+    }));
+  }
+
+  /** A stream that never ends by itself, whose teardown throws. */
+  @Get('failing-teardown')
+  failingTeardown(): Observable<number> {
+    return interval(20).pipe(finalize(() => {
+      failingTeardownRan = true;
+      throw new Error('the handler\'s teardown failed');
     }));
   }
 
@@ -558,6 +568,17 @@ describe('@UseConnection', () => {
     expect(await rowExists(7)).toBe(false);
     expect(await rowExists(8)).toBe(false);
     expect(await sleepingStatements()).toBe(0);
+  });
+
+  it('releases the connection of an Observable handler whose client leaves, even when the handler\'s teardown throws', async () => {
+    failingTeardownRan = false;
+    const { socket } = await rawConnection();
+    socket.write('GET /c/failing-teardown HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await eventually('the handler holds its connection', () => pool.checkedOutCount === 1);
+    socket.destroy();
+    await eventually('the handler\'s teardown ran', () => failingTeardownRan);
+    await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0);
+    await http().get('/c/same').expect(200);
   });
 
   it('ends the handler\'s Observable when an interceptor takes a value it emitted at once, during subscribe', async () => {
