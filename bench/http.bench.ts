@@ -5,10 +5,15 @@ import { fileURLToPath } from 'node:url';
 import { createBenchRows } from './server.js';
 import { formatNumber, interleaved, median, percentile, printTable, ratio } from './measure.js';
 
-const DURATION_S = 3;
+const DURATION_S = 2;
 const CONNECTIONS = 32;
-/** Rounds per comparison; each round runs every route of the comparison once, back to back. */
-const ROUNDS = 7;
+/**
+ * Rounds per comparison; each round runs every route of the comparison once, back to back.
+ * Many short rounds rather than a few long ones: this machine's speed moves by tens of
+ * percent from one minute to the next, and the median of 15 ratios, each taken within a
+ * few seconds, is steadier than that of 7 (was 7 rounds of 3 s).
+ */
+const ROUNDS = 15;
 
 /**
  * One table: routes compared with the first (`pg.Pool.query` by hand), on one server.
@@ -141,16 +146,19 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
         const within = (figure: keyof RoundResult) => results[route].map((r, round) => r[figure] / base[round][figure]);
         const rpsRatios = within('rps');
         ratioOf[route] = { rps: median(rpsRatios), p99: median(within('p99')), cpu: median(within('cpuUs')) };
-        const spread = `${Math.min(...rpsRatios).toFixed(2)} to ${Math.max(...rpsRatios).toFixed(2)}`;
+        const sorted = [...rpsRatios].sort((a, b) => a - b);
+        const at = (p: number): string => percentile(sorted, p).toFixed(2);
+        const spread = `${at(25)} to ${at(75)} (${at(0)} to ${at(100)})`;
         const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(results[route].map((r) => r[f])), digits);
         return [label, figure('rps'), `${ratioOf[route].rps.toFixed(2)}x`, spread, figure('p99', 1), `${ratioOf[route].p99.toFixed(2)}x`,
           figure('cpuUs'), `${ratioOf[route].cpu.toFixed(2)}x`];
       });
       printTable(`${title}, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
-        ['route', 'requests/s', 'vs by hand', 'per-round ratios', 'p99 (ms)', 'p99 vs by hand', 'server CPU µs/req', 'CPU vs by hand'], rows);
+        ['route', 'requests/s', 'vs by hand', 'per-round ratios: middle half (all)', 'p99 (ms)', 'p99 vs by hand', 'server CPU µs/req', 'CPU vs by hand'], rows);
       if (note) console.log(`   ${note}`);
     }
     console.log('   "vs by hand": the median of the ratios taken within each round; requests/s, p99 and CPU are medians over the rounds.');
+    console.log('   Per-round ratios: the middle half of the rounds\' requests/s ratios, then the lowest and highest.');
     console.log('   Server CPU: the server process\'s user + system time (/proc) per request served in the round.');
     const cost = await promiseCost();
     printTable(`4e. What a promise costs a process before and after its first AsyncLocalStorage scope (Node ${process.version}), best of 3 x 1,000,000`,
@@ -167,9 +175,9 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       const extra = extraOver(samples);
       const sorted = [...extra].sort((a, b) => a - b);
       // The middle half: a round's GC or a late JIT tier can throw one difference far out.
-      const quartile = (q: number): string => formatNumber(sorted[Math.floor((sorted.length - 1) * q)], 2);
+      const quartile = (p: number): string => formatNumber(percentile(sorted, p), 2);
       return [label, formatNumber(median(samples), 2), `${median(extra) >= 0 ? '+' : ''}${formatNumber(median(extra), 2)}`,
-        `${quartile(0.25)} to ${quartile(0.75)}`];
+        `${quartile(25)} to ${quartile(75)}`];
     };
     printTable(`4f. The binding's own work (Node ${process.version}): CPU per request with no HTTP and no database, ` +
       `both pools on a client that answers at once, ${own.byHand.length} rounds of ${formatNumber(own.requestsPerRound)} requests, ${own.concurrent} at a time, medians`,
