@@ -3,7 +3,8 @@ import { Controller, Get, Inject, Module, type ExecutionContext } from '@nestjs/
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { NestFactory } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
-import { EventEmitter } from 'node:events';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import pg from 'pg';
 import type { PooledClient } from 'nestjs-pg-pool';
 import { Conn, PgPoolModule, UseConnection } from 'nestjs-pg-pool/nest';
@@ -56,22 +57,26 @@ class CostModule {}
 type Handler = (...args: unknown[]) => Promise<unknown>;
 type ParamFactory = (data: unknown, context: ExecutionContext) => unknown;
 
-/** A request's arguments as Nest's router has them: request, a response that can close, next. */
-function httpArguments(): unknown[] {
-  const response = Object.assign(new EventEmitter(), { writableFinished: false, closed: false });
-  return [{}, response, undefined];
+/**
+ * A request's arguments as Nest's router has them on Express: Node's request and response
+ * on the caller's connection (a socket that never connects, kept across its requests as
+ * keep-alive keeps one), and next.
+ */
+function httpArguments(socket: Socket): unknown[] {
+  const request = new IncomingMessage(socket);
+  return [request, new ServerResponse(request), undefined];
 }
 
 /**
  * Calls a route as Nest's router does: each parameter from its factory, with an execution
  * context of its own (Nest makes one per custom parameter), then the handler.
  */
-function routeCaller(instance: CostController, key: keyof CostController): () => Promise<unknown> {
+function routeCaller(instance: CostController, key: keyof CostController): (socket: Socket) => Promise<unknown> {
   const handler = instance[key] as unknown as Handler;
   const params = Object.values((Reflect.getMetadata(ROUTE_ARGS_METADATA, CostController, key) ?? {}) as
     Record<string, { index: number; data?: unknown; factory?: ParamFactory }>);
-  return () => {
-    const http = httpArguments();
+  return (socket) => {
+    const http = httpArguments(socket);
     const args: unknown[] = [];
     for (const { index, data, factory } of params) {
       const context = new ExecutionContextHost(http, CostController, handler);
@@ -83,17 +88,19 @@ function routeCaller(instance: CostController, key: keyof CostController): () =>
 }
 
 /** CPU time per request of `CONCURRENT` callers making `REQUESTS_PER_BATCH` requests in all. */
-async function batch(call: () => Promise<unknown>): Promise<number> {
+async function batch(call: (socket: Socket) => Promise<unknown>): Promise<number> {
   let started = 0;
-  const caller = async (): Promise<void> => {
-    while (started++ < REQUESTS_PER_BATCH) await call();
+  const caller = async (socket: Socket): Promise<void> => {
+    while (started++ < REQUESTS_PER_BATCH) await call(socket);
   };
   const before = process.cpuUsage();
-  await Promise.all(Array.from({ length: CONCURRENT }, caller));
+  await Promise.all(sockets.map(caller));
   const used = process.cpuUsage(before);
   return (used.user + used.system) / REQUESTS_PER_BATCH;
 }
 
+/** Each concurrent caller's connection. */
+const sockets = Array.from({ length: CONCURRENT }, () => new Socket());
 const app = await NestFactory.createApplicationContext(CostModule, { logger: ['error'] });
 const controller = app.get(CostController);
 const routes = { byHand: routeCaller(controller, 'byHand'), useConnection: routeCaller(controller, 'useConnection'),
