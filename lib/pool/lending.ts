@@ -111,7 +111,7 @@ export class Lending {
    * check: it was admitted before anyone now waiting, so it goes ahead of them and
    * `maxWaiting` does not turn it away.
    */
-  wait(timeoutMs: number, origin: string | undefined, first = false): Promise<PooledClient> {
+  wait(timeoutMs: number, origin: string | undefined, first = false, now = monotonicNow()): Promise<PooledClient> {
     const { maxWaiting } = this.settings;
     if (!first && maxWaiting > 0 && this.waiting.length >= maxWaiting) {
       this.counters.requestsErrors++;
@@ -121,7 +121,6 @@ export class Lending {
     }
     this.counters.requestsQueued++;
     return new Promise<PooledClient>((resolve, reject) => {
-      const now = monotonicNow();
       const waiter = new Waiter<PooledClient>(now, now + timeoutMs, resolve, reject);
       waiter.origin = origin;
       if (first) this.waiting.pushFront(waiter);

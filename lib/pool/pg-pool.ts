@@ -384,9 +384,11 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       if (this.#settings.checkOnAcquire) return this.acquireChecked(timeoutMs, origin);
       return Promise.resolve(this.checkOut(this.lending.takeIdle(), origin));
     }
-    // A request that waits counts as use from now (checkOut stamps the others).
-    this.lastUse = monotonicNow();
-    return this.waitForConnection(timeoutMs, origin);
+    // A request that waits counts as use from now (checkOut stamps the others): one clock
+    // reading for that and the wait.
+    const now = monotonicNow();
+    this.lastUse = now;
+    return this.waitForConnection(timeoutMs, origin, false, now);
   }
 
   /** acquire() with `checkOnAcquire`: idle connections that fail the check are dropped, the next is tried. */
@@ -465,9 +467,9 @@ export class PgPool extends EventEmitter<PgPoolEvents> {
       '(Cannot use a pool after calling end on the pool)'));
   }
 
-  private waitForConnection(timeoutMs: number, origin?: string, first = false): Promise<PooledClient> {
+  private waitForConnection(timeoutMs: number, origin?: string, first = false, now?: number): Promise<PooledClient> {
     if (this.poolState !== 'open') return this.refuseClosed();
-    return this.lending.wait(timeoutMs, origin, first);
+    return this.lending.wait(timeoutMs, origin, first, now);
   }
 
   private timeoutError(timeoutMs: number, othersWaiting: number): PoolTimeoutError {
