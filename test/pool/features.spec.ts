@@ -57,12 +57,14 @@ describe('checkOnAcquire', () => {
 
 describe('stats', () => {
   it("reports psycopg_pool's stats under their camelCase names", async () => {
-    const pool = createTestPool({ min: 2, max: 3, acquireTimeoutMs: 50 });
+    const pool = createTestPool({ min: 2, max: 3 });
     await pool.open({ wait: true, timeoutMs: 10_000 });
     const a = await pool.acquire();
     const b = await pool.acquire();
+    // Waits for the third connection to open, however slow the machine (the default 30 s):
+    // a 50 ms timeout here failed in CI when opening took longer.
     const c = await pool.acquire();
-    await pool.acquire().catch(() => undefined); // times out
+    await pool.acquire({ timeoutMs: 50 }).catch(() => undefined); // times out
     await a[Symbol.asyncDispose]();
     b.release();
     await c.query('BEGIN');
