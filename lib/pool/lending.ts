@@ -95,7 +95,7 @@ export class Lending {
     const waiter = this.waiting.shift();
     if (waiter) {
       if (waiter.timer) clearTimeout(waiter.timer);
-      this.disarmQueueTimerIfIdle();
+      this.disarmTimersIfIdle();
       this.counters.requestsWaitMs += now - waiter.enqueuedAt;
       waiter.resolve(this.pool.checkOut(connection, waiter.origin, now));
       return;
@@ -145,7 +145,7 @@ export class Lending {
       this.counters.requestsErrors++;
       waiter.reject(closed);
     }
-    this.disarmQueueTimerIfIdle();
+    this.disarmTimersIfIdle();
     clearTimeout(this.downTimer);
     this.downTimer = undefined;
   }
@@ -158,7 +158,6 @@ export class Lending {
    * attempt fails, and by the down timer.
    */
   failWaitersWhileDown(): void {
-    this.downTimer = undefined;
     const bound = this.settings.unavailableTimeoutMs;
     if (bound <= 0 || !this.pool.isDown()) return;
     const now = monotonicNow();
@@ -178,7 +177,7 @@ export class Lending {
       waiter.reject(this.pool.unavailableError(Math.round(now - waiter.enqueuedAt)));
     }
     if (nextDueAt !== Infinity) this.armDownTimer(nextDueAt);
-    this.disarmQueueTimerIfIdle();
+    this.disarmTimersIfIdle();
   }
 
   private armDownTimer(at: number): void {
@@ -186,7 +185,13 @@ export class Lending {
     if (this.downTimer && this.downTimerAt <= at) return;
     clearTimeout(this.downTimer);
     this.downTimerAt = at;
-    this.downTimer = setTimeout(() => this.failWaitersWhileDown(), Math.max(0, at - monotonicNow()));
+    // Only the timer's own callback forgets it: a failed attempt that calls
+    // failWaitersWhileDown while it is armed must find it, or it is orphaned, runs on
+    // and keeps the process alive after close().
+    this.downTimer = setTimeout(() => {
+      this.downTimer = undefined;
+      this.failWaitersWhileDown();
+    }, Math.max(0, at - monotonicNow()));
   }
 
   /**
@@ -211,17 +216,25 @@ export class Lending {
     }
   }
 
-  /** No one waits: a timer left armed would keep the process alive for nothing. */
-  private disarmQueueTimerIfIdle(): void {
-    if (this.waiting.length === 0 && this.queueTimer) {
+  /**
+   * No one waits: a timer left armed would keep the process alive for nothing (the down
+   * timer too: waiters served or cancelled while the server is down leave it armed).
+   */
+  private disarmTimersIfIdle(): void {
+    if (this.waiting.length !== 0) return;
+    if (this.queueTimer) {
       clearTimeout(this.queueTimer);
       this.queueTimer = undefined;
+    }
+    if (this.downTimer) {
+      clearTimeout(this.downTimer);
+      this.downTimer = undefined;
     }
   }
 
   private timeOut(waiter: Waiter<PooledClient>): void {
     if (!this.waiting.remove(waiter)) return;
-    this.disarmQueueTimerIfIdle();
+    this.disarmTimersIfIdle();
     const now = monotonicNow();
     this.counters.requestsTimeouts++;
     this.counters.requestsErrors++;

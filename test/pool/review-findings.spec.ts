@@ -317,6 +317,22 @@ describe('while the server is down', () => {
     await proxy().setMode('pass');
     await expect(request).resolves.toMatchObject({ rows: [{ ok: 1 }] });
   });
+
+  it('leaves no timer behind once closed, however many attempts failed while requests waited', async () => {
+    const timers = (): number => (process as unknown as { getActiveResourcesInfo(): string[] })
+      .getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    await proxy().setMode('refuse');
+    const before = timers();
+    const pool = createTestPool({ connection: { host: '127.0.0.1', port: proxy().port }, min: 1, max: 2,
+      acquireTimeoutMs: 20_000, unavailableTimeoutMs: 10_000, reconnectDelayMs: 5 });
+    await pool.open();
+    const requests = [pool.acquire(), pool.acquire()].map((r) => r.catch((e: unknown) => e));
+    await eventually('several attempts have failed while the requests wait', () => pool.getStats().connectionsErrors >= 4);
+    await pool.close();
+    for (const error of await Promise.all(requests)) expect(error).toBeInstanceOf(PoolClosedError);
+    // A timer still armed would keep a script (or a Jest worker) alive for up to 10 s.
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
 });
 
 describe('cancelling a statement', () => {
