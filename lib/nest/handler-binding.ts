@@ -126,22 +126,36 @@ function withDirectClients(args: unknown[], parameters: Array<{ index: number; n
 }
 
 /**
- * The hidden parameter through which the wrapper gets the HTTP request and response (none
- * elsewhere): the arguments Nest's router has for the route already, `[request, response,
- * next]`, rather than an object made per request (and `switchToHttp()`, which adds three
- * closures to the context per call). Boxed, too: Nest awaits a thenable parameter value,
- * and Fastify's reply is one that settles only once the response is sent.
+ * What the hidden parameter gives the wrapper: the HTTP request and response of Nest's
+ * call (none elsewhere), read from the arguments Nest's router has for the route already
+ * rather than through `switchToHttp()`, which adds three closures to the context per call.
+ * An instance of its own class, so that the wrapper can tell Nest's call from a call by
+ * code that passes more arguments than the handler declares: any other value, an array
+ * too, could be the caller's. Boxed, too: Nest awaits a thenable parameter value, and
+ * Fastify's reply is one that settles only once the response is sent.
  */
-function hiddenExchange(_data: unknown, context: ExecutionContext): HttpExchange {
-  return context.getType() === 'http' ? context.getArgs() as HttpExchange : NOT_HTTP;
+class NestCall {
+  constructor(readonly request: unknown, readonly response: unknown) {}
+}
+
+/** The call Nest makes outside HTTP (a message, an event): no request or response. */
+const NOT_HTTP = Object.freeze(new NestCall(undefined, undefined));
+
+/** The index of each wrapper's hidden parameter, by wrapper. */
+const hiddenSlots = new WeakMap<object, number>();
+
+/**
+ * A subclass that overrides a handler inherits the route parameters of its base's,
+ * the base wrapper's hidden one among them: only the wrapper that put a slot there is
+ * given the call, and a parameter of the override's own at that index stays undefined.
+ */
+function hiddenExchange(slot: unknown, context: ExecutionContext): NestCall | undefined {
+  if (hiddenSlots.get(context.getHandler()) !== slot) return undefined;
+  if (context.getType() !== 'http') return NOT_HTTP;
+  const args = context.getArgs();
+  return new NestCall(args[0], args[1]);
 }
 const HiddenResponse = createParamDecorator(hiddenExchange);
-
-/** What the hidden parameter carries: the request (for a pool selector), then the response. */
-type HttpExchange = readonly unknown[];
-
-/** The exchange of a call Nest makes outside HTTP (a message, an event): no request or response. */
-const NOT_HTTP: HttpExchange = Object.freeze([undefined, undefined]);
 
 /** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
 const bound = new WeakSet<object>();
@@ -164,20 +178,24 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   const routeArgs = Object.values((Reflect.getMetadata(ROUTE_ARGS_METADATA, proto.constructor, key) ?? {}) as
     Record<string, { index: number; factory?: unknown }>).filter((arg) => arg.factory !== hiddenExchange);
   const declared = Math.max(paramtypes.length, original.length, ...routeArgs.map((arg) => arg.index + 1));
-  HiddenResponse()(proto, key, declared);
+  HiddenResponse(declared)(proto, key, declared);
 
   let handlerIntercepted: boolean | undefined;
   let direct: Array<{ index: number; name: string }> | undefined;
   const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
-    const exchange = args[declared] as HttpExchange | undefined;
-    // Nest always passes the hidden parameter; a call without it comes from code.
+    const hidden = args[declared];
+    // Nest always passes the hidden parameter; a call without it comes from code, and
+    // keeps the arguments it was given, however many.
+    const exchange = hidden instanceof NestCall ? hidden : undefined;
     const calledByNest = exchange !== undefined;
-    const response = closableResponse(exchange?.[1]);
-    // Nest's array holds exactly the declared parameters and the hidden one after them:
-    // pop() drops it; setting `length` calls into V8's runtime, three times slower in a
-    // loop, and in a profiled server half of the wrapper's own time went to that line.
-    if (args.length === declared + 1) args.pop();
-    else args.length = declared;
+    const response = closableResponse(exchange?.response);
+    if (calledByNest) {
+      // Nest's array holds exactly the declared parameters and the hidden one after them:
+      // pop() drops it; setting `length` calls into V8's runtime, three times slower in a
+      // loop, and in a profiled server half of the wrapper's own time went to that line.
+      if (args.length === declared + 1) args.pop();
+      else args.length = declared;
+    }
     const fill = calledByNest ? withClients : (callArgs: unknown[], own: string, client: PooledClient) =>
       withDirectClients(callArgs, direct ??= connParameters(proto, key), own, client);
     // Called from code already holding this pool's connection (a handler calling another):
@@ -194,7 +212,7 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
       }
     }
     const registry = registryOf(this, settings);
-    const target = poolFor(registry, settings, exchange?.[0]);
+    const target = poolFor(registry, settings, exchange?.request);
     const invoke = (name: string, client: PooledClient): unknown => original.apply(this, fill(args, name, client));
     // Called by code: a promise, as the handler's own would be; nothing can unsubscribe.
     if (!calledByNest) return bindConnectionAsPromise(target, settings, undefined, invoke, undefined, outer);
@@ -203,10 +221,11 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     // The handler's own decorators are all applied by its first request: read them once.
     handlerIntercepted ??= Boolean(Reflect.getMetadata(SSE_METADATA, wrapped)) || hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, wrapped));
     if (response !== undefined && !handlerIntercepted && !mayBeUnsubscribed(this, registry)) {
-      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.[0], outer);
+      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.request, outer);
     }
-    return bindConnection(target, settings, response, invoke, exchange?.[0], outer);
+    return bindConnection(target, settings, response, invoke, exchange?.request, outer);
   };
+  hiddenSlots.set(wrapped, declared);
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
   }

@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Catch, type StreamableFile, Controller, Get, Injectable, Post, UseFilters, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExceptionFilter, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { BadRequestException, Body, Catch, Param, type StreamableFile, Controller, Get, Injectable, Post, UseFilters, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExceptionFilter, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { concat, concatMap, finalize, from, interval, of, take, type Observable } from 'rxjs';
@@ -208,6 +208,51 @@ class BaseController {
 @UseConnection()
 class SubController extends BaseController {}
 
+/** A handler called by code with more arguments than it declares: a rest parameter takes them. */
+@Controller('extra')
+class ExtraArgumentsController {
+  @Get('callee')
+  @UseConnection()
+  async callee(@Conn() client: PooledClient, ...rest: unknown[]): Promise<{ one: number; rest: unknown[] }> {
+    const { rows } = await client.query<{ one: number }>('SELECT 1 AS one');
+    return { one: rows[0].one, rest };
+  }
+
+  @Get('caller')
+  async caller(): Promise<{ promise: boolean; value: unknown }> {
+    const result = this.callee(undefined as unknown as PooledClient, 'a', 'b');
+    return { promise: result instanceof Promise, value: await result };
+  }
+}
+
+/** Its handler's hidden parameter sits where the overrides below have a parameter of their own. */
+@Controller('overridden')
+@UseConnection()
+class OverriddenController {
+  @Get(':id')
+  async item(@Param('id') id: string): Promise<unknown> {
+    return { id };
+  }
+}
+
+@Controller('override')
+@UseConnection()
+class OverridingController extends OverriddenController {
+  @Get(':id')
+  override async item(@Param('id') id: string, extra?: unknown): Promise<unknown> {
+    const { rows } = await currentConnection().query<{ one: number }>('SELECT 1 AS one');
+    return { id, extra: extra === undefined ? 'undefined' : typeof extra, one: rows[0].one };
+  }
+}
+
+@Controller('override-plain')
+class PlainOverridingController extends OverriddenController {
+  @Get(':id')
+  override async item(@Param('id') id: string, extra?: unknown): Promise<unknown> {
+    return { id, extra: extra === undefined ? 'undefined' : typeof extra };
+  }
+}
+
 /** Calls a handler of another controller directly, as code, not through Nest. */
 @Controller('n')
 class NestingController {
@@ -369,7 +414,8 @@ describe('@UseConnection', () => {
         { connectionString: testUrlWithAppName(), min: 1, max: 4, acquireTimeoutMs: 300 },
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
-      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController, InnerTxController, NestedTxController],
+      controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController, InnerTxController, NestedTxController,
+        ExtraArgumentsController, OverriddenController, OverridingController, PlainOverridingController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -594,6 +640,19 @@ describe('@UseConnection', () => {
     expect((await http().get('/sub/app').expect(200)).body).toEqual({ app: appNameOf(pool) });
     expect((await http().get('/sub/pinned').expect(200)).body).toEqual({ app: appNameOf(analytics) });
     expect(pool.checkedOutCount + analytics.checkedOutCount).toBe(0);
+  });
+
+  it('runs a handler called by code with more arguments than it declares: a promise, its client, every argument', async () => {
+    const { body } = await http().get('/extra/caller').expect(200);
+    expect(body).toEqual({ promise: true, value: { one: 1, rest: ['a', 'b'] } });
+    expect(pool.checkedOutCount).toBe(0);
+  });
+
+  it('gives an override\'s own parameter undefined where its base handler had its hidden one, decorated or not', async () => {
+    expect((await http().get('/overridden/7').expect(200)).body).toEqual({ id: '7' });
+    expect((await http().get('/override/7').expect(200)).body).toEqual({ id: '7', extra: 'undefined', one: 1 });
+    expect((await http().get('/override-plain/7').expect(200)).body).toEqual({ id: '7', extra: 'undefined' });
+    expect(pool.checkedOutCount).toBe(0);
   });
 
   it('a handler with a transaction, called from one of its own pool without one: BEGIN … ROLLBACK of its own on the shared connection', async () => {
