@@ -135,25 +135,75 @@ function withDirectClients(args: unknown[], parameters: Array<{ index: number; n
  * Fastify's reply is one that settles only once the response is sent.
  */
 class NestCall {
-  constructor(readonly request: unknown, readonly response: unknown) {}
+  constructor(
+    readonly request: unknown,
+    readonly response: unknown,
+    /** Whether the function Nest calls has interceptors of its own, or is SSE: something may unsubscribe. */
+    readonly intercepted: boolean,
+  ) {}
 }
 
 /** The call Nest makes outside HTTP (a message, an event): no request or response. */
-const NOT_HTTP = Object.freeze(new NestCall(undefined, undefined));
+const NOT_HTTP = Object.freeze(new NestCall(undefined, undefined, false));
 
 /** The index of each wrapper's hidden parameter, by wrapper. */
 const hiddenSlots = new WeakMap<object, number>();
 
 /**
- * A subclass that overrides a handler inherits the route parameters of its base's,
- * the base wrapper's hidden one among them: only the wrapper that put a slot there is
- * given the call, and a parameter of the override's own at that index stays undefined.
+ * The same, as metadata on the wrapper: a method decorator written above `@UseConnection`
+ * that wraps the wrapper (tracing, metrics) copies it with Nest's, and Nest then calls
+ * that decorator's function.
+ */
+const HIDDEN_SLOT_METADATA = 'nestjs-pg-pool:hidden-slot';
+
+/** Which hidden parameter the function Nest calls takes: an index, or any of them, or none. */
+const ANY_SLOT = -1;
+const NO_SLOT = -2;
+
+/** What the hidden parameter needs to know of a function Nest calls, found on its first call. */
+interface CalledHandler {
+  readonly slot: number;
+  readonly intercepted: boolean;
+}
+const calledHandlers = new WeakMap<object, CalledHandler>();
+
+/**
+ * A subclass that overrides a handler inherits the route parameters of its base's, the
+ * base wrapper's hidden one among them: only the slot of the function Nest calls gets the
+ * call, and a parameter of the override's own at another slot stays undefined. Worked
+ * out once per function.
  */
 function hiddenExchange(slot: unknown, context: ExecutionContext): NestCall | undefined {
-  if (hiddenSlots.get(context.getHandler()) !== slot) return undefined;
+  const handler = context.getHandler();
+  let called = calledHandlers.get(handler);
+  if (called === undefined) {
+    // Read on the first call: the handler's own decorators are all applied by then.
+    // Those of a function wrapping ours (interceptors written above it) count too.
+    const intercepted = Boolean(Reflect.getMetadata(SSE_METADATA, handler)) || hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, handler));
+    called = { slot: slotOf(handler, context.getClass()), intercepted };
+    calledHandlers.set(handler, called);
+  }
+  if (called.slot !== slot && called.slot !== ANY_SLOT) return undefined;
   if (context.getType() !== 'http') return NOT_HTTP;
   const args = context.getArgs();
-  return new NestCall(args[0], args[1]);
+  return new NestCall(args[0], args[1], called.intercepted);
+}
+
+function slotOf(handler: object, controller: { prototype?: object } | undefined): number {
+  const wrapper = hiddenSlots.get(handler);
+  if (wrapper !== undefined) return wrapper;
+  const copied = Reflect.getMetadata(HIDDEN_SLOT_METADATA, handler) as unknown;
+  if (typeof copied === 'number') return copied;
+  // An override, in a subclass, of a handler one of ours wraps: no hidden parameter of its own.
+  const name = (handler as { name?: unknown }).name;
+  let below = false;
+  for (let proto = controller?.prototype; typeof name === 'string' && proto; proto = Object.getPrototypeOf(proto) as object | undefined) {
+    const value = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
+    if (value === handler) below = true;
+    else if (below && typeof value === 'function' && hiddenSlots.has(value)) return NO_SLOT;
+  }
+  // A function wrapping ours that did not copy its metadata: as before, Nest's call.
+  return ANY_SLOT;
 }
 const HiddenResponse = createParamDecorator(hiddenExchange);
 
@@ -179,8 +229,10 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     Record<string, { index: number; factory?: unknown }>).filter((arg) => arg.factory !== hiddenExchange);
   const declared = Math.max(paramtypes.length, original.length, ...routeArgs.map((arg) => arg.index + 1));
   HiddenResponse(declared)(proto, key, declared);
+  // What Nest's call gives the handler: up to its last parameter with a decorator or
+  // without a default; a rest parameter (counted in `declared`) gets nothing from Nest.
+  const given = Math.max(original.length, ...routeArgs.map((arg) => arg.index + 1));
 
-  let handlerIntercepted: boolean | undefined;
   let direct: Array<{ index: number; name: string }> | undefined;
   const wrapped = function boundToConnection(this: unknown, ...args: unknown[]): unknown {
     const hidden = args[declared];
@@ -194,7 +246,7 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
       // pop() drops it; setting `length` calls into V8's runtime, three times slower in a
       // loop, and in a profiled server half of the wrapper's own time went to that line.
       if (args.length === declared + 1) args.pop();
-      else args.length = declared;
+      if (args.length !== given) args.length = given;
     }
     const fill = calledByNest ? withClients : (callArgs: unknown[], own: string, client: PooledClient) =>
       withDirectClients(callArgs, direct ??= connParameters(proto, key), own, client);
@@ -218,17 +270,16 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     if (!calledByNest) return bindConnectionAsPromise(target, settings, undefined, invoke, undefined, outer);
     // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
     // handling of an Observable result costs more than the rest of the binding.
-    // The handler's own decorators are all applied by its first request: read them once.
-    handlerIntercepted ??= Boolean(Reflect.getMetadata(SSE_METADATA, wrapped)) || hasInterceptors(Reflect.getMetadata(INTERCEPTORS_METADATA, wrapped));
-    if (response !== undefined && !handlerIntercepted && !mayBeUnsubscribed(this, registry)) {
+    if (response !== undefined && !exchange.intercepted && !mayBeUnsubscribed(this, registry)) {
       return bindConnectionAsPromise(target, settings, response, invoke, exchange?.request, outer);
     }
     return bindConnection(target, settings, response, invoke, exchange?.request, outer);
   };
-  hiddenSlots.set(wrapped, declared);
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
   }
+  hiddenSlots.set(wrapped, declared);
+  Reflect.defineMetadata(HIDDEN_SLOT_METADATA, declared, wrapped);
   Object.defineProperty(wrapped, 'name', { value: original.name });
   if (level === 'method') bound.add(wrapped);
   else wrappedByClass.set(wrapped, original);

@@ -253,6 +253,37 @@ class PlainOverridingController extends OverriddenController {
   }
 }
 
+/** A method decorator that wraps the function it is given, as tracing decorators do, copying its metadata. */
+function Traced(): MethodDecorator {
+  return (_target, _key, descriptor: PropertyDescriptor) => {
+    const inner = descriptor.value as (...args: unknown[]) => unknown;
+    const traced = function traced(this: unknown, ...args: unknown[]): unknown {
+      return inner.apply(this, args);
+    };
+    for (const key of Reflect.getOwnMetadataKeys(inner)) Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, inner), traced);
+    descriptor.value = traced;
+  };
+}
+
+@Controller('traced')
+class TracedController {
+  @Get('slow')
+  @Traced()
+  @UseConnection()
+  async slow(@Conn() client: PooledClient): Promise<unknown> {
+    await client.query('SELECT pg_sleep(20)');
+    return {};
+  }
+
+  @Get('args/:id')
+  @Traced()
+  @UseConnection({ transaction: true, settings: { 'app.caller': (request: { headers: Record<string, unknown> }) => String(request.headers['x-caller']) } })
+  async args(@Param('id') id: string, @Conn() client: PooledClient, ...rest: unknown[]): Promise<unknown> {
+    const { rows } = await client.query<{ caller: string }>("SELECT current_setting('app.caller') AS caller");
+    return { id, caller: rows[0].caller, rest };
+  }
+}
+
 /** Calls a handler of another controller directly, as code, not through Nest. */
 @Controller('n')
 class NestingController {
@@ -415,7 +446,7 @@ describe('@UseConnection', () => {
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
       controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController, InnerTxController, NestedTxController,
-        ExtraArgumentsController, OverriddenController, OverridingController, PlainOverridingController],
+        ExtraArgumentsController, OverriddenController, OverridingController, PlainOverridingController, TracedController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -562,6 +593,15 @@ describe('@UseConnection', () => {
     await disconnectDuring('GET', '/c/slow');
     await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && pool.getStats().poolAvailable >= 1);
     expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect((await adminQuery("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+      [appNameOf(pool)])).length).toBe(0);
+  });
+
+  it('works through a method decorator that wraps it (tracing): the request reaches its settings, and a disconnect still cancels', async () => {
+    const { body } = await http().get('/traced/args/3').set('x-caller', 'tracer').expect(200);
+    expect(body).toEqual({ id: '3', caller: 'tracer', rest: [] });
+    await disconnectDuring('GET', '/traced/slow');
+    await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && pool.getStats().poolAvailable >= 1);
     expect((await adminQuery("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
       [appNameOf(pool)])).length).toBe(0);
   });
