@@ -190,21 +190,35 @@ function hiddenExchange(slot: unknown, context: ExecutionContext): NestCall | un
 }
 
 function slotOf(handler: object, controller: { prototype?: object } | undefined): number {
-  const wrapper = hiddenSlots.get(handler);
-  if (wrapper !== undefined) return wrapper;
-  const copied = Reflect.getMetadata(HIDDEN_SLOT_METADATA, handler) as unknown;
-  if (typeof copied === 'number') return copied;
-  // An override, in a subclass, of a handler one of ours wraps: no hidden parameter of its own.
-  const name = (handler as { name?: unknown }).name;
-  let below = false;
-  for (let proto = controller?.prototype; typeof name === 'string' && proto; proto = Object.getPrototypeOf(proto) as object | undefined) {
-    const value = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
-    if (value === handler) below = true;
-    else if (below && typeof value === 'function' && hiddenSlots.has(value)) return NO_SLOT;
+  const own = ownSlotOf(handler);
+  if (own !== undefined) return own;
+  // An override, in a subclass, of a handler one of ours wraps (or a decorator wrapping
+  // one of ours): no hidden parameter of its own. Found by identity, not by name: a
+  // decorator's function may have a name of its own.
+  let key: string | undefined;
+  for (let proto = controller?.prototype; proto; proto = Object.getPrototypeOf(proto) as object | undefined) {
+    if (key === undefined) {
+      key = Object.getOwnPropertyNames(proto).find((name) => Object.getOwnPropertyDescriptor(proto as object, name)?.value === handler);
+      continue;
+    }
+    const value = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
+    if (typeof value === 'function' && ownSlotOf(value) !== undefined) return NO_SLOT;
   }
   // A function wrapping ours that did not copy its metadata: as before, Nest's call.
   return ANY_SLOT;
 }
+
+/** The hidden slot of one of our wrappers, or of a decorator's function that copied a wrapper's metadata. */
+function ownSlotOf(handler: object): number | undefined {
+  const slot = hiddenSlots.get(handler) ?? Reflect.getMetadata(HIDDEN_SLOT_METADATA, handler) as unknown;
+  return typeof slot === 'number' ? slot : undefined;
+}
+
+/**
+ * Marks a method-level `@UseConnection`'s wrapper, as metadata: a decorator wrapping it
+ * copies it, and a class-level `@UseConnection` must leave that handler be too.
+ */
+const METHOD_LEVEL_METADATA = 'nestjs-pg-pool:method-level';
 const HiddenResponse = createParamDecorator(hiddenExchange);
 
 /** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
@@ -281,7 +295,10 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
   hiddenSlots.set(wrapped, declared);
   Reflect.defineMetadata(HIDDEN_SLOT_METADATA, declared, wrapped);
   Object.defineProperty(wrapped, 'name', { value: original.name });
-  if (level === 'method') bound.add(wrapped);
+  if (level === 'method') {
+    bound.add(wrapped);
+    Reflect.defineMetadata(METHOD_LEVEL_METADATA, true, wrapped);
+  }
   else wrappedByClass.set(wrapped, original);
   return wrapped;
 }
@@ -314,7 +331,7 @@ function hasInterceptors(metadata: unknown): boolean {
 
 /** Whether a handler was wrapped by a method-level `@UseConnection`. */
 export function isBound(handler: unknown): boolean {
-  return typeof handler === 'function' && bound.has(handler);
+  return typeof handler === 'function' && (bound.has(handler) || Reflect.getOwnMetadata(METHOD_LEVEL_METADATA, handler) === true);
 }
 
 /** The handler itself, for a wrapper a base class's class-level `@UseConnection` made; else `handler`. */

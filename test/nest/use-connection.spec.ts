@@ -284,6 +284,26 @@ class TracedController {
   }
 }
 
+/** A method-level @UseConnection under a tracing decorator, in a controller with one of its own. */
+@Controller('traced-pinned')
+@UseConnection()
+class TracedPinnedController {
+  @Get()
+  @Traced()
+  @UseConnection('analytics')
+  async pinned(@Conn() client: PooledClient): Promise<unknown> {
+    return (await client.query<{ app: string }>(appNameQuery)).rows[0];
+  }
+}
+
+@Controller('traced-override')
+class TracedOverrideController extends TracedPinnedController {
+  @Get()
+  override async pinned(_client?: PooledClient, extra?: unknown): Promise<unknown> {
+    return { extra: extra === undefined ? 'undefined' : typeof extra };
+  }
+}
+
 /** Calls a handler of another controller directly, as code, not through Nest. */
 @Controller('n')
 class NestingController {
@@ -446,7 +466,8 @@ describe('@UseConnection', () => {
         { name: 'analytics', connectionString: testUrlWithAppName(), min: 1, max: 2 },
       ])],
       controllers: [ScopedController, UnscopedController, NestingController, BaseController, SubController, DirectController, LateController, InnerTxController, NestedTxController,
-        ExtraArgumentsController, OverriddenController, OverridingController, PlainOverridingController, TracedController],
+        ExtraArgumentsController, OverriddenController, OverridingController, PlainOverridingController, TracedController,
+        TracedPinnedController, TracedOverrideController],
       providers: [ScopeService],
     });
     await test.app.listen(0, '127.0.0.1');
@@ -604,6 +625,12 @@ describe('@UseConnection', () => {
     await eventually('the connection is back in the pool', () => pool.checkedOutCount === 0 && pool.getStats().poolAvailable >= 1);
     expect((await adminQuery("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
       [appNameOf(pool)])).length).toBe(0);
+  });
+
+  it('under a tracing decorator, a method-level @UseConnection still wins over its controller\'s, and an override gets nothing hidden', async () => {
+    expect((await http().get('/traced-pinned').expect(200)).body).toEqual({ app: appNameOf(analytics) });
+    expect((await http().get('/traced-override').expect(200)).body).toEqual({ extra: 'undefined' });
+    expect(pool.checkedOutCount + analytics.checkedOutCount).toBe(0);
   });
 
   it('rolls back the transaction of a request whose client disconnected', async () => {
