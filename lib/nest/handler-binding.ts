@@ -146,13 +146,10 @@ class NestCall {
 /** The call Nest makes outside HTTP (a message, an event): no request or response. */
 const NOT_HTTP = Object.freeze(new NestCall(undefined, undefined, false));
 
-/** The index of each wrapper's hidden parameter, by wrapper. */
-const hiddenSlots = new WeakMap<object, number>();
-
 /**
- * The same, as metadata on the wrapper: a method decorator written above `@UseConnection`
- * that wraps the wrapper (tracing, metrics) copies it with Nest's, and Nest then calls
- * that decorator's function.
+ * The index of a wrapper's hidden parameter, as metadata on the wrapper: a method
+ * decorator written above `@UseConnection` that wraps the wrapper (tracing, metrics)
+ * copies it with Nest's, and Nest then calls that decorator's function.
  */
 const HIDDEN_SLOT_METADATA = 'nestjs-pg-pool:hidden-slot';
 
@@ -210,19 +207,16 @@ function slotOf(handler: object, controller: { prototype?: object } | undefined)
 
 /** The hidden slot of one of our wrappers, or of a decorator's function that copied a wrapper's metadata. */
 function ownSlotOf(handler: object): number | undefined {
-  const slot = hiddenSlots.get(handler) ?? Reflect.getMetadata(HIDDEN_SLOT_METADATA, handler) as unknown;
+  const slot = Reflect.getMetadata(HIDDEN_SLOT_METADATA, handler) as unknown;
   return typeof slot === 'number' ? slot : undefined;
 }
-
-/**
- * Marks a method-level `@UseConnection`'s wrapper, as metadata: a decorator wrapping it
- * copies it, and a class-level `@UseConnection` must leave that handler be too.
- */
-const METHOD_LEVEL_METADATA = 'nestjs-pg-pool:method-level';
 const HiddenResponse = createParamDecorator(hiddenExchange);
 
-/** Handlers wrapped by a method-level `@UseConnection`: a class-level one leaves them be. */
-const bound = new WeakSet<object>();
+/**
+ * Marks the wrapper of a method-level `@UseConnection`, which a class-level one leaves be;
+ * metadata, so that a decorator wrapping the wrapper carries the mark too.
+ */
+const METHOD_LEVEL_METADATA = 'nestjs-pg-pool:method-level';
 /**
  * Wrappers made by a class-level `@UseConnection`, with the handler each wraps: a
  * subclass's class-level `@UseConnection` rewraps that handler with its own settings.
@@ -285,20 +279,16 @@ export function bindHandler(proto: object, key: string | symbol, original: Handl
     // An HTTP route nothing can unsubscribe from gets a promise: Nest's per-request
     // handling of an Observable result costs more than the rest of the binding.
     if (response !== undefined && !exchange.intercepted && !mayBeUnsubscribed(this, registry)) {
-      return bindConnectionAsPromise(target, settings, response, invoke, exchange?.request, outer);
+      return bindConnectionAsPromise(target, settings, response, invoke, exchange.request, outer);
     }
-    return bindConnection(target, settings, response, invoke, exchange?.request, outer);
+    return bindConnection(target, settings, response, invoke, exchange.request, outer);
   };
   for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
     Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
   }
-  hiddenSlots.set(wrapped, declared);
   Reflect.defineMetadata(HIDDEN_SLOT_METADATA, declared, wrapped);
   Object.defineProperty(wrapped, 'name', { value: original.name });
-  if (level === 'method') {
-    bound.add(wrapped);
-    Reflect.defineMetadata(METHOD_LEVEL_METADATA, true, wrapped);
-  }
+  if (level === 'method') Reflect.defineMetadata(METHOD_LEVEL_METADATA, true, wrapped);
   else wrappedByClass.set(wrapped, original);
   return wrapped;
 }
@@ -331,7 +321,7 @@ function hasInterceptors(metadata: unknown): boolean {
 
 /** Whether a handler was wrapped by a method-level `@UseConnection`. */
 export function isBound(handler: unknown): boolean {
-  return typeof handler === 'function' && (bound.has(handler) || Reflect.getOwnMetadata(METHOD_LEVEL_METADATA, handler) === true);
+  return typeof handler === 'function' && Reflect.getOwnMetadata(METHOD_LEVEL_METADATA, handler) === true;
 }
 
 /** The handler itself, for a wrapper a base class's class-level `@UseConnection` made; else `handler`. */

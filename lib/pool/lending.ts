@@ -146,8 +146,6 @@ export class Lending {
       waiter.reject(closed);
     }
     this.disarmTimersIfIdle();
-    clearTimeout(this.downTimer);
-    this.downTimer = undefined;
   }
 
   /**
