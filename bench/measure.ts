@@ -13,6 +13,33 @@ export function percentile(sortedValues: number[], p: number): number {
 }
 
 /**
+ * A distribution-free confidence interval for the median of `values` (95% by default):
+ * the order statistics k and n + 1 - k, for the largest k such that fewer than k of n
+ * samples fall below the true median with probability at most (1 - confidence) / 2
+ * (a binomial(n, 1/2) tail). With 15 samples it is the 4th and 12th; with 30, the 10th
+ * and 21st. Wide when the machine is noisy: a target is met only if the interval says so.
+ */
+export function medianInterval(values: number[], confidence = 0.95): [number, number] {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const tail = (1 - confidence) / 2;
+  // k: how many j have P(X <= j) <= tail, X ~ binomial(n, 1/2); the interval is then
+  // [x(k), x(n + 1 - k)], counting from 1, with coverage 1 - 2 P(X <= k - 1).
+  let k = 0;
+  let below = 0;
+  let choose = 1;
+  for (let j = 0; j < n; j++) {
+    below += choose / 2 ** n;
+    if (below > tail) break;
+    k = j + 1;
+    choose = (choose * (n - j)) / (j + 1);
+  }
+  // Too few samples for that confidence: the whole range is all there is.
+  if (k === 0) return [sorted[0], sorted[n - 1]];
+  return [sorted[k - 1], sorted[n - k]];
+}
+
+/**
  * Runs `fn` `rounds` times for each subject, interleaved and rotated (A B C, B C A, C A B …)
  * so that drift and position in the round hit every subject alike.
  */
