@@ -20,6 +20,14 @@ const ROUNDS = 15;
  * interval is narrower than the target's margin on a quiet machine.
  */
 const MAIN_ROUNDS = 30;
+/** Table 4g's offered load, as a share of table 4's requests/s by hand: below saturation, with room for the machine's swings. */
+const SAME_LOAD_SHARE = 0.6;
+
+/** The median of a route's per-round ratios and its 95% interval: `0.97x (0.93 to 1.01)`. */
+function ratioWithInterval(ratios: number[]): string {
+  const [low, high] = medianInterval(ratios);
+  return `${median(ratios).toFixed(2)}x (${low.toFixed(2)} to ${high.toFixed(2)})`;
+}
 
 /**
  * One table: routes compared with the first (`pg.Pool.query` by hand), on one server.
@@ -60,6 +68,7 @@ interface RoundResult {
   rps: number;
   /** From each response's own time, in fractions of a millisecond (autocannon's histogram keeps whole ones). */
   p99: number;
+  p50: number;
   /** CPU time the server process spent per request (user + system), in microseconds. */
   cpuUs: number;
 }
@@ -107,13 +116,14 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
   const unscoped = await startServer(url);
   const servers: Record<string, { port: number; pid: number }> = { fastify, unscoped };
   try {
-    const load = async (route: string, seconds: number): Promise<RoundResult> => {
+    /** One route under load for `seconds`: as fast as it answers, or at `rate` requests/s in all. */
+    const load = async (route: string, seconds: number, rate?: number): Promise<RoundResult> => {
       const [prefix, path] = route.includes(':') ? route.split(':') : ['', route];
       const { port, pid } = servers[prefix] ?? server;
       const times: number[] = [];
       const cpuBefore = cpuTimeUs(pid);
       const result = await new Promise<autocannon.Result>((resolve, reject) => {
-        const run = autocannon({ url: `http://127.0.0.1:${port}/${path}`, connections: CONNECTIONS, duration: seconds },
+        const run = autocannon({ url: `http://127.0.0.1:${port}/${path}`, connections: CONNECTIONS, duration: seconds, overallRate: rate },
           (error: unknown, done: autocannon.Result) => (error ? reject(error as Error) : resolve(done)));
         run.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
           times.push(responseTime);
@@ -122,7 +132,8 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       const cpuUs = cpuTimeUs(pid) - cpuBefore;
       if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       const total = result.requests.total;
-      return { rps: result.requests.average, p99: percentile(times.sort((a, b) => a - b), 99), cpuUs: cpuUs / total };
+      times.sort((a, b) => a - b);
+      return { rps: result.requests.average, p99: percentile(times, 99), p50: percentile(times, 50), cpuUs: cpuUs / total };
     };
     const node = process.version;
     const comparisons: Comparison[] = [
@@ -150,20 +161,19 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     for (const { routes } of comparisons) for (const { route } of routes) await load(route, 3); // warm-up: JIT, pools at size
     /** Each route's median per-round ratios to its comparison's first route. */
     const ratioOf: Record<string, { rps: number; p99: number; cpu: number }> = {};
+    /** Table 4's requests/s by hand, median: the ceiling the same-load latency table offers a share of. */
+    let saturatedRps = 0;
     for (const { title, routes, note, rounds = ROUNDS } of comparisons) {
       const results = await interleaved(routes.map((r) => r.route), rounds, (route) => load(route, DURATION_S));
       const base = results[routes[0].route];
+      if (saturatedRps === 0) saturatedRps = median(base.map((r) => r.rps));
       const rows = routes.map(({ label, route }) => {
         const within = (figure: keyof RoundResult) => results[route].map((r, round) => r[figure] / base[round][figure]);
         const rpsRatios = within('rps');
         const p99Ratios = within('p99');
         ratioOf[route] = { rps: median(rpsRatios), p99: median(p99Ratios), cpu: median(within('cpuUs')) };
-        /** A median ratio and its 95% interval, `0.97x (0.93 to 1.01)`; the first route's is 1 by definition. */
-        const withInterval = (value: number, ratios: number[]): string => {
-          if (route === routes[0].route) return `${value.toFixed(2)}x`;
-          const [low, high] = medianInterval(ratios);
-          return `${value.toFixed(2)}x (${low.toFixed(2)} to ${high.toFixed(2)})`;
-        };
+        // The first route's ratios are 1 by definition: no interval.
+        const withInterval = (value: number, ratios: number[]): string => (route === routes[0].route ? `${value.toFixed(2)}x` : ratioWithInterval(ratios));
         const sorted = [...rpsRatios].sort((a, b) => a - b);
         const spread = `${sorted[0].toFixed(2)} to ${sorted[sorted.length - 1].toFixed(2)}`;
         const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(results[route].map((r) => r[f])), digits);
@@ -178,6 +188,28 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   95% interval: of that median, from the rounds\' order statistics (no assumption on how the ratios spread).');
     console.log('   Rounds: the lowest and highest of the rounds\' requests/s ratios.');
     console.log('   Server CPU: the server process\'s user + system time (/proc) per request served in the round.');
+
+    // At saturation, as in table 4, a closed loop's latency is its connections over the
+    // rate served (Little's law): p99 follows requests/s, 1.02x for a route at 0.98x. The
+    // latency a route adds is seen at a load both keep up with, offered at the same rate.
+    const offered = Math.round(SAME_LOAD_SHARE * saturatedRps);
+    const sameLoad = await interleaved(['by-hand', 'use-connection'], ROUNDS, (route) => load(route, DURATION_S, offered));
+    const latencyRow = (label: string, route: 'by-hand' | 'use-connection'): string[] => {
+      const rounds = sameLoad[route];
+      const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(rounds.map((r) => r[f])), digits);
+      const within = (f: keyof RoundResult) => rounds.map((r, round) => r[f] / sameLoad['by-hand'][round][f]);
+      const first = route === 'by-hand';
+      return [label, figure('rps'), figure('p50', 2), first ? '1.00x' : ratioWithInterval(within('p50')), figure('p99', 2),
+        first ? '1.00x' : ratioWithInterval(within('p99')), figure('cpuUs'), first ? '1.00x' : `${median(within('cpuUs')).toFixed(2)}x`];
+    };
+    printTable(`4g. Latency at the same load (Express, Node ${node}): ${formatNumber(offered)} requests/s offered to each, ` +
+      `${Math.round(SAME_LOAD_SHARE * 100)}% of table 4's by hand, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
+      ['route', 'requests/s', 'p50 (ms)', 'p50 vs by hand (95% interval)', 'p99 (ms)', 'p99 vs by hand (95% interval)', 'server CPU µs/req', 'CPU vs by hand'], [
+        latencyRow('pg.Pool.query by hand', 'by-hand'),
+        latencyRow('@UseConnection + @Conn (PgPool)', 'use-connection'),
+      ]);
+    console.log('   Each response\'s own time, as in table 4. Both routes keep up with the rate offered: a response waits for the');
+    console.log('   requests that arrived with it, not for the queue a saturated server builds, which table 4\'s p99 measures.');
     const cost = await promiseCost();
     printTable(`4e. What a promise costs a process before and after its first AsyncLocalStorage scope (Node ${process.version}), best of 3 x 1,000,000`,
       ['', 'ns per then + await', 'vs before'], [
@@ -207,6 +239,7 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Each handler is called as Nest\'s router calls it (its parameters from their decorators, then the handler);');
     console.log('   what tables 4 to 4d add is HTTP, the database\'s answers (and caches gone cold between them), and noise.');
     return {
+      sameLoadP99Ratio: median(sameLoad['use-connection'].map((r, round) => r.p99 / sameLoad['by-hand'][round].p99)),
       httpRatio: ratioOf['use-connection'].rps, httpP99Ratio: ratioOf['use-connection'].p99, httpCpuRatio: ratioOf['use-connection'].cpu,
       interceptorFloor: ratioOf['by-hand-intercepted'].rps, multiplexedQueries: ratioOf['queries-multiplexed'].rps,
       fastifyRatio: ratioOf['fastify:use-connection'].rps, unscopedRatio: ratioOf['unscoped:use-connection-unscoped'].rps,
