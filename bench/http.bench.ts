@@ -23,8 +23,9 @@ const MAIN_ROUNDS = 30;
 /** Table 4g's offered load, as a share of table 4's requests/s by hand: below saturation, with room for the machine's swings. */
 const SAME_LOAD_SHARE = 0.6;
 
-/** The median of a route's per-round ratios and its 95% interval: `0.97x (0.93 to 1.01)`. */
-function ratioWithInterval(ratios: number[]): string {
+/** The median of a route's per-round ratios and its 95% interval: `0.97x (0.93 to 1.01)`; the base route's are all 1, so just `1.00x`. */
+function ratioWithInterval(ratios: number[], isBase: boolean): string {
+  if (isBase) return `${median(ratios).toFixed(2)}x`;
   const [low, high] = medianInterval(ratios);
   return `${median(ratios).toFixed(2)}x (${low.toFixed(2)} to ${high.toFixed(2)})`;
 }
@@ -42,6 +43,11 @@ interface Comparison {
   note?: string;
   /** Rounds, if not ROUNDS. */
   rounds?: number;
+}
+
+/** A route's figure over the base route's, round by round: each ratio taken within its round. */
+function perRoundRatios(rounds: RoundResult[], base: RoundResult[], figure: keyof RoundResult): number[] {
+  return rounds.map((r, round) => r[figure] / base[round][figure]);
 }
 
 /** Runs one of the benchmark's scripts in a fresh process of this Node and reads the JSON it prints. */
@@ -168,16 +174,14 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
       const base = results[routes[0].route];
       if (saturatedRps === 0) saturatedRps = median(base.map((r) => r.rps));
       const rows = routes.map(({ label, route }) => {
-        const within = (figure: keyof RoundResult) => results[route].map((r, round) => r[figure] / base[round][figure]);
-        const rpsRatios = within('rps');
-        const p99Ratios = within('p99');
-        ratioOf[route] = { rps: median(rpsRatios), p99: median(p99Ratios), cpu: median(within('cpuUs')) };
-        // The first route's ratios are 1 by definition: no interval.
-        const withInterval = (value: number, ratios: number[]): string => (route === routes[0].route ? `${value.toFixed(2)}x` : ratioWithInterval(ratios));
+        const rpsRatios = perRoundRatios(results[route], base, 'rps');
+        const p99Ratios = perRoundRatios(results[route], base, 'p99');
+        ratioOf[route] = { rps: median(rpsRatios), p99: median(p99Ratios), cpu: median(perRoundRatios(results[route], base, 'cpuUs')) };
+        const isBase = route === routes[0].route;
         const sorted = [...rpsRatios].sort((a, b) => a - b);
         const spread = `${sorted[0].toFixed(2)} to ${sorted[sorted.length - 1].toFixed(2)}`;
         const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(results[route].map((r) => r[f])), digits);
-        return [label, figure('rps'), withInterval(ratioOf[route].rps, rpsRatios), spread, figure('p99', 1), withInterval(ratioOf[route].p99, p99Ratios),
+        return [label, figure('rps'), ratioWithInterval(rpsRatios, isBase), spread, figure('p99', 1), ratioWithInterval(p99Ratios, isBase),
           figure('cpuUs'), `${ratioOf[route].cpu.toFixed(2)}x`];
       });
       printTable(`${title}, autocannon ${CONNECTIONS} connections, ${rounds} rounds of ${DURATION_S} s, medians`,
@@ -197,10 +201,10 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     const latencyRow = (label: string, route: 'by-hand' | 'use-connection'): string[] => {
       const rounds = sameLoad[route];
       const figure = (f: keyof RoundResult, digits = 0) => formatNumber(median(rounds.map((r) => r[f])), digits);
-      const within = (f: keyof RoundResult) => rounds.map((r, round) => r[f] / sameLoad['by-hand'][round][f]);
-      const first = route === 'by-hand';
-      return [label, figure('rps'), figure('p50', 2), first ? '1.00x' : ratioWithInterval(within('p50')), figure('p99', 2),
-        first ? '1.00x' : ratioWithInterval(within('p99')), figure('cpuUs'), first ? '1.00x' : `${median(within('cpuUs')).toFixed(2)}x`];
+      const within = (f: keyof RoundResult) => perRoundRatios(rounds, sameLoad['by-hand'], f);
+      const isBase = route === 'by-hand';
+      return [label, figure('rps'), figure('p50', 2), ratioWithInterval(within('p50'), isBase), figure('p99', 2),
+        ratioWithInterval(within('p99'), isBase), figure('cpuUs'), `${median(within('cpuUs')).toFixed(2)}x`];
     };
     printTable(`4g. Latency at the same load (Express, Node ${node}): ${formatNumber(offered)} requests/s offered to each, ` +
       `${Math.round(SAME_LOAD_SHARE * 100)}% of table 4's by hand, autocannon ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s, medians`,
@@ -239,7 +243,7 @@ export async function httpBenchmark(url: string): Promise<Record<string, number>
     console.log('   Each handler is called as Nest\'s router calls it (its parameters from their decorators, then the handler);');
     console.log('   what tables 4 to 4d add is HTTP, the database\'s answers (and caches gone cold between them), and noise.');
     return {
-      sameLoadP99Ratio: median(sameLoad['use-connection'].map((r, round) => r.p99 / sameLoad['by-hand'][round].p99)),
+      sameLoadP99Ratio: median(perRoundRatios(sameLoad['use-connection'], sameLoad['by-hand'], 'p99')),
       httpRatio: ratioOf['use-connection'].rps, httpP99Ratio: ratioOf['use-connection'].p99, httpCpuRatio: ratioOf['use-connection'].cpu,
       interceptorFloor: ratioOf['by-hand-intercepted'].rps, multiplexedQueries: ratioOf['queries-multiplexed'].rps,
       fastifyRatio: ratioOf['fastify:use-connection'].rps, unscopedRatio: ratioOf['unscoped:use-connection-unscoped'].rps,
